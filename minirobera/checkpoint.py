@@ -1,0 +1,594 @@
+"""Reading and writing RoBERTa checkpoints, and the ONE table of checkpoint key names.
+
+Owns:
+    read_safetensors      model.safetensors, memory-mapped: float32 tensors are read-only
+                          views into the file (no copy); F16 / BF16 are upcast to float32
+    read_torch_bin        pytorch_model.bin WITHOUT torch, zip and legacy formats, through a
+                          restricted unpickler that builds tensors and refuses anything else
+    load_state_dict       find the weights of a folder / hub repo in transformers' order:
+                          model.safetensors -> its index (shards) -> pytorch_model.bin -> index
+    BASE_KEYS ... IGNORED the table: checkpoint name -> params path and shape, per model part,
+                          and the reason for each key that is read and dropped
+    params_from_state_dict / state_dict_from_params / init_params / save_safetensors
+
+Leaves out: TensorFlow / Flax / Rust checkpoints, quantised weights, writing .bin files.
+
+The table is the only place that knows `attention.output.dense` or `LayerNorm.gamma`; the
+math in layers.py / heads.py sees only the short params names (see their docstrings).
+
+>>> from minirobera.config import RobertaConfig
+>>> config = RobertaConfig(vocab_size=20, hidden_size=8, num_attention_heads=2,
+...                        intermediate_size=12, num_hidden_layers=1, max_position_embeddings=16)
+>>> params = init_params(config, ("encoder", "lm_head"), np.random.default_rng(0))
+>>> sd = state_dict_from_params(config, params, ("encoder", "lm_head"), prefix="roberta.")
+>>> sorted(sd)[:2]
+['lm_head.bias', 'lm_head.dense.bias']
+>>> back, report = params_from_state_dict(config, sd, ("encoder", "lm_head"))
+>>> report
+{'missing': [], 'unexpected': [], 'initialised': []}
+>>> back["lm_head"]["decoder"]["w"] is back["embeddings"]["word"]   # tied: one array
+True
+"""
+
+import collections
+import fnmatch
+import json
+import os
+import pickle
+import struct
+import warnings
+import zipfile
+from typing import Dict, Iterable, Tuple
+
+import numpy as np
+
+from .hub import cached_file
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, is unsafe, or does not fit the config."""
+
+
+# ===================================================================== the key table
+# (checkpoint name without the `roberta.` prefix, params path, shape in config letters)
+# Letters: V vocab, D hidden, F FFN, P positions, TT token types, L labels.
+BASE_KEYS = [
+    ("embeddings.word_embeddings.weight", "embeddings.word", "V D"),
+    ("embeddings.position_embeddings.weight", "embeddings.position", "P D"),
+    ("embeddings.token_type_embeddings.weight", "embeddings.token_type", "TT D"),
+    ("embeddings.LayerNorm.weight", "embeddings.ln.g", "D"),
+    ("embeddings.LayerNorm.bias", "embeddings.ln.b", "D"),
+]
+LAYER_KEYS = [  # repeated for every encoder layer i
+    ("encoder.layer.{i}.attention.self.query.{wb}", "layers.{i}.q.{wb}", "D D"),
+    ("encoder.layer.{i}.attention.self.key.{wb}", "layers.{i}.k.{wb}", "D D"),
+    ("encoder.layer.{i}.attention.self.value.{wb}", "layers.{i}.v.{wb}", "D D"),
+    ("encoder.layer.{i}.attention.output.dense.{wb}", "layers.{i}.attn_out.{wb}", "D D"),
+    ("encoder.layer.{i}.attention.output.LayerNorm.{wb}", "layers.{i}.attn_ln.{gb}", "D"),
+    ("encoder.layer.{i}.intermediate.dense.{wb}", "layers.{i}.ffn_in.{wb}", "F D"),
+    ("encoder.layer.{i}.output.dense.{wb}", "layers.{i}.ffn_out.{wb}", "D F"),
+    ("encoder.layer.{i}.output.LayerNorm.{wb}", "layers.{i}.ffn_ln.{gb}", "D"),
+]
+HEAD_KEYS = {  # part -> rows; a model class names the parts it has
+    "pooler": [("pooler.dense.{wb}", "pooler.{wb}", "D D")],
+    "lm_head": [("lm_head.dense.{wb}", "lm_head.dense.{wb}", "D D"),
+                ("lm_head.layer_norm.{wb}", "lm_head.ln.{gb}", "D")],
+    "sequence_classifier": [("classifier.dense.{wb}", "classifier.dense.{wb}", "D D"),
+                            ("classifier.out_proj.{wb}", "classifier.out_proj.{wb}", "L D")],
+    "token_classifier": [("classifier.{wb}", "classifier.{wb}", "L D")],
+    "choice_classifier": [("classifier.{wb}", "classifier.{wb}", "1 D")],
+    "qa_outputs": [("qa_outputs.{wb}", "qa_outputs.{wb}", "L D")],
+}
+# Quirk: the MLM decoder is tied to the word embeddings. Tied (tie_word_embeddings, as in
+# roberta-base) the decoder IS the word-embedding matrix and its bias is `lm_head.bias`;
+# untied, transformers 5 gives the decoder its own weight and bias (lm_head.bias is unused).
+DECODER_KEYS = {True: [("lm_head.bias", "lm_head.decoder.b", "V")],
+                False: [("lm_head.decoder.weight", "lm_head.decoder.w", "V D"),
+                        ("lm_head.decoder.bias", "lm_head.decoder.b", "V")]}
+# The decoder bias under its other name, read when the usual one is absent (older files).
+DECODER_BIAS_ALIAS = {"lm_head.bias": "lm_head.decoder.bias",
+                      "lm_head.decoder.bias": "lm_head.bias"}
+# Parts whose parameters transformers creates fresh (with a warning) when a checkpoint
+# lacks them, e.g. roberta-base has no pooler and no classifier. The encoder is never one.
+FRESH_PARTS = ("pooler", "lm_head", "sequence_classifier", "token_classifier",
+               "choice_classifier", "qa_outputs")
+# Keys read and dropped on purpose: (pattern, when, reason). Anything else left over is
+# reported as unexpected (e.g. cross-attention weights: this project has no decoder stack).
+IGNORED = [
+    ("embeddings.position_ids", "always",
+     "a buffer holding arange(P); positions are computed from the padding instead"),
+    ("embeddings.token_type_ids", "always", "a buffer of zeros; token type 0 is the default"),
+    ("lm_head.decoder.weight", "tied", "tied: the word-embedding matrix is the decoder"),
+    ("lm_head.decoder.bias", "tied", "tied: the same tensor as lm_head.bias"),
+    ("lm_head.bias", "untied", "an untied decoder uses lm_head.decoder.bias instead"),
+    ("pooler.dense.*", "no_pooler", "only RobertaModel and multiple choice have a pooler"),
+]
+
+
+def table_rows(config, parts) -> Iterable[Tuple[str, str, Tuple[int, ...], str]]:
+    """Expand the table for a config: (checkpoint key, params path, shape, part) per tensor.
+
+    >>> from minirobera.config import RobertaConfig
+    >>> rows = list(table_rows(RobertaConfig(num_hidden_layers=1), ("encoder",)))
+    >>> rows[5]
+    ('encoder.layer.0.attention.self.query.weight', 'layers.0.q.w', (768, 768), 'encoder')
+    """
+    dims = {"V": config.vocab_size, "D": config.hidden_size, "F": config.intermediate_size,
+            "P": config.max_position_embeddings, "TT": config.type_vocab_size,
+            "L": config.num_labels, "1": 1}
+    rows = []
+    if "encoder" in parts:
+        rows += [row + ("encoder",) for row in BASE_KEYS]
+        rows += [(k.replace("{i}", str(i)), p.replace("{i}", str(i)), s, "encoder")
+                 for i in range(config.num_hidden_layers) for k, p, s in LAYER_KEYS]
+    for part in parts:
+        rows += [row + (part,) for row in HEAD_KEYS.get(part, [])]
+    if "lm_head" in parts:
+        rows += [row + ("lm_head",) for row in DECODER_KEYS[bool(config.tie_word_embeddings)]]
+    for key, path, shape, part in rows:
+        shape = tuple(dims[c] for c in shape.split())
+        if "{wb}" not in key:
+            yield key, path, shape, part
+            continue
+        # a Linear has weight [out, in] + bias [out]; a LayerNorm has weight + bias [D]
+        yield (key.replace("{wb}", "weight"), path.replace("{wb}", "w").replace("{gb}", "g"),
+               shape, part)
+        yield (key.replace("{wb}", "bias"), path.replace("{wb}", "b").replace("{gb}", "b"),
+               shape[:1], part)
+
+
+def normalise_key(key: str) -> str:
+    """Strip the `roberta.` prefix and rename TF-era LayerNorm gamma/beta.
+
+    >>> normalise_key("roberta.encoder.layer.0.output.LayerNorm.gamma")
+    'encoder.layer.0.output.LayerNorm.weight'
+    """
+    if key.startswith("roberta."):  # head models keep the encoder under `roberta.`
+        key = key[len("roberta."):]
+    if key.endswith(".gamma"):  # old TF-converted checkpoints
+        key = key[:-len("gamma")] + "weight"
+    elif key.endswith(".beta"):
+        key = key[:-len("beta")] + "bias"
+    return key
+
+
+def _ignored(key, config, parts):
+    lm, tied = "lm_head" in parts, bool(config.tie_word_embeddings)
+    when = {"always": True, "tied": lm and tied, "untied": lm and not tied,
+            "no_pooler": "pooler" not in parts}
+    return any(fnmatch.fnmatchcase(key, pattern) and when[cond] for pattern, cond, _ in IGNORED)
+
+
+# ======================================================================= state dict <-> params
+
+def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
+                           source="the checkpoint", rng=None):
+    """Map a {checkpoint key: array} dict onto a params dict for a model with `parts`.
+
+    Returns (params, report). Missing encoder weights are an error; missing head weights are
+    initialised like transformers (normal(0, initializer_range), zero bias) with a warning;
+    unexpected keys give a warning; a wrong shape is an error naming both shapes.
+    """
+    by_name = _by_name(state_dict, parts, source)
+    params, used, missing, fresh = {}, set(), [], []
+    rng = np.random.default_rng() if rng is None else rng
+    for name, path, shape, part in table_rows(config, parts):
+        if name not in by_name:
+            (fresh if part in FRESH_PARTS else missing).append(name)
+            _set(params, path, _fresh_value(path, shape, config, rng))
+            continue
+        key, value = by_name[name]
+        used.add(name)
+        _set(params, path, _as_float32(key, value, shape, source, config))
+    if missing:
+        raise CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}. "
+                              f"Is it a RoBERTa checkpoint with num_hidden_layers="
+                              f"{config.num_hidden_layers}?")
+    _layers_as_list(params)
+    _tie(params, config, parts)
+    unexpected = sorted({by_name[n][0] for n in by_name
+                         if n not in used and not _ignored(n, config, parts)})
+    _warn(model_name, source, unexpected, fresh)
+    return params, {"missing": missing, "unexpected": unexpected, "initialised": fresh}
+
+
+def _by_name(state_dict, parts, source):  # {file key: array} -> {table name: (file key, array)}
+    by_name = {}
+    for key, value in state_dict.items():
+        name = normalise_key(key)
+        if name in by_name:
+            raise CheckpointError(f"{source} holds {name!r} twice (with and without the "
+                                  f"'roberta.' prefix?)")
+        by_name[name] = (key, value)
+    for name, other in DECODER_BIAS_ALIAS.items():
+        if "lm_head" in parts and name not in by_name and other in by_name:
+            by_name[name] = by_name[other]
+    return by_name
+
+
+def _warn(model_name, source, unexpected, fresh):
+    # the wording of transformers' own load report, which users know
+    if unexpected:
+        warnings.warn(f"Some weights of the model checkpoint at {source} were not used when "
+                      f"initializing {model_name}: {unexpected}", stacklevel=4)
+    if fresh:
+        warnings.warn(f"Some weights of {model_name} were not initialized from the model "
+                      f"checkpoint at {source} and are newly initialized: {fresh}\nYou should "
+                      f"probably TRAIN this model on a down-stream task to be able to use it "
+                      f"for predictions and inference.", stacklevel=4)
+
+
+def state_dict_from_params(config, params, parts, *, prefix="") -> Dict[str, np.ndarray]:
+    """The transformers-named tensors of a model; `prefix` ("roberta.") goes on encoder and
+    pooler keys of head models. The tied decoder is left out, as transformers does."""
+    out = {}
+    for name, path, _shape, part in table_rows(config, parts):
+        key = prefix + name if part in ("encoder", "pooler") else name
+        out[key] = np.ascontiguousarray(_get(params, path), dtype=np.float32)
+    if "lm_head" in parts and not config.tie_word_embeddings:
+        out["lm_head.bias"] = out["lm_head.decoder.bias"]  # unused, but transformers expects it
+    return out
+
+
+def init_params(config, parts, rng=None):
+    """Fresh parameters as transformers initialises them (for models built from a config)."""
+    rng = np.random.default_rng() if rng is None else rng
+    params = {}
+    for _name, path, shape, _part in table_rows(config, parts):
+        _set(params, path, _fresh_value(path, shape, config, rng))
+    _layers_as_list(params)
+    _tie(params, config, parts)
+    return params
+
+
+def _fresh_value(path, shape, config, rng):
+    # transformers' _init_weights: Linear / Embedding normal(0, initializer_range), biases 0,
+    # LayerNorm weight 1; the padding row of an Embedding with padding_idx is zeroed
+    if path.endswith(".g"):
+        return np.ones(shape, np.float32)
+    if path.endswith(".b"):
+        return np.zeros(shape, np.float32)
+    value = rng.normal(0.0, config.initializer_range, shape).astype(np.float32)
+    if path in ("embeddings.word", "embeddings.position") and config.pad_token_id < shape[0]:
+        value[config.pad_token_id] = 0.0
+    return value
+
+
+def _tie(params, config, parts):
+    if "lm_head" in parts and config.tie_word_embeddings:
+        # Quirk: the decoder is the word-embedding matrix itself (shared memory, not a copy)
+        params["lm_head"]["decoder"]["w"] = params["embeddings"]["word"]
+
+
+def _as_float32(key, value, shape, source, config):
+    value = np.asarray(value)
+    if tuple(value.shape) != shape:
+        raise CheckpointError(f"{source}: tensor {key!r} has shape {tuple(value.shape)} but the "
+                              f"config needs {shape} (hidden_size={config.hidden_size}, "
+                              f"vocab_size={config.vocab_size}, num_labels={config.num_labels})")
+    if value.dtype.kind != "f":
+        raise CheckpointError(f"{source}: tensor {key!r} has dtype {value.dtype}, "
+                              f"expected floating point")
+    return value.astype(np.float32, copy=False)  # F16 / F64 upcast; float32 stays a view
+
+
+def _set(tree, path, value):
+    *parents, leaf = path.split(".")
+    for name in parents:
+        tree = tree.setdefault(name, {})
+    tree[leaf] = value
+
+
+def _get(tree, path):
+    for name in path.split("."):
+        tree = tree[int(name)] if isinstance(tree, list) else tree[name]
+    return tree
+
+
+def _short(names, n=8):
+    return str(names if len(names) <= n else names[:n] + [f"... {len(names) - n} more"])
+
+
+def _layers_as_list(params):
+    """params["layers"] is built as {"0": {...}, "1": ...}; the math wants a list."""
+    layers = params.get("layers", {})
+    if isinstance(layers, dict) and (layers or "embeddings" in params):
+        params["layers"] = [layers[str(i)] for i in range(len(layers))]
+    return params
+
+
+# ============================================================================ finding files
+
+# transformers' order: safetensors first, shards next, the pickle-based .bin last
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def load_state_dict(path_or_repo_id, *, revision="main", **hub_kwargs):
+    """Find and read the weights of a folder or hub repo; return ({key: array}, source path)."""
+    for filename in WEIGHT_FILES:
+        path = cached_file(path_or_repo_id, filename, revision=revision, required=False,
+                           **hub_kwargs)
+        if path is None:
+            continue
+        if filename.endswith(".index.json"):
+            return _read_sharded(path_or_repo_id, path, revision, hub_kwargs), path
+        return read_weights(path), path
+    raise FileNotFoundError(f"no weights found in {os.fspath(path_or_repo_id)!r}: looked for "
+                            f"{', '.join(WEIGHT_FILES)}")
+
+
+def read_weights(path) -> Dict[str, np.ndarray]:
+    """Read one weight file, .safetensors or .bin, by its name."""
+    if os.fspath(path).endswith(".safetensors"):
+        return read_safetensors(path)
+    return read_torch_bin(path)
+
+
+def _read_sharded(path_or_repo_id, index_path, revision, hub_kwargs):
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{index_path} is not a valid shard index: {e!r}") from None
+    tensors = {}
+    for shard in sorted(set(weight_map.values())):
+        path = cached_file(path_or_repo_id, shard, revision=revision, **hub_kwargs)
+        tensors.update(read_weights(path))
+    absent = sorted(set(weight_map) - set(tensors))
+    if absent:
+        raise CheckpointError(f"{index_path} lists tensors its shards do not hold: "
+                              f"{_short(absent)}")
+    return tensors
+
+
+# ============================================================================ safetensors
+
+_SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
+                       "BF16": np.uint16, "I64": np.int64, "I32": np.int32, "I16": np.int16,
+                       "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path) -> Dict[str, np.ndarray]:
+    """All tensors of a .safetensors file; float32 ones are read-only views of a memory map.
+
+    The safetensors package validates the file (header, offsets without holes, size); the
+    views are then cut from one np.memmap with the offsets of the header, so no tensor is
+    copied. BF16 has no NumPy dtype: its bits are the top half of a float32, so it is
+    shifted left 16 bits and viewed as float32 (a copy, as is F16's upcast).
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+    >>> save_safetensors({"w": np.eye(2, dtype=np.float32)}, path)
+    >>> w = read_safetensors(path)["w"]
+    >>> w.tolist(), w.flags.writeable   # a read-only view of the mapped file
+    ([[1.0, 0.0], [0.0, 1.0]], False)
+    """
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    try:
+        with safe_open(path, framework="numpy") as f:  # validates; raises on a bad file
+            names = set(f.keys())
+        with open(path, "rb") as f:
+            (n,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(n))
+    except Exception as e:  # SafetensorError, OSError, ValueError, struct.error
+        raise CheckpointError(f"{path} is not a valid safetensors file (truncated or "
+                              f"corrupt?): {e}") from None
+    header.pop("__metadata__", None)
+    if set(header) != names:
+        raise CheckpointError(f"{path}: header and safetensors disagree on the tensor names")
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if header else None
+    out = {}
+    for name, info in header.items():
+        if info["dtype"] not in _SAFETENSORS_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        begin, end = info["data_offsets"]
+        array = data[begin:end].view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+        out[name] = _bf16_to_f32(array) if info["dtype"] == "BF16" else array
+    return out
+
+
+def _bf16_to_f32(bits):  # uint16 [...] -> float32 [...]
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def save_safetensors(tensors: Dict[str, np.ndarray], path) -> None:
+    """Write tensors with the metadata transformers expects ({"format": "pt"})."""
+    from safetensors.numpy import save_file
+
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, os.fspath(path),
+              metadata={"format": "pt"})
+
+
+# ===================================================================== pytorch_model.bin
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+_STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16,
+                   "BFloat16Storage": "bf16", "DoubleStorage": np.float64,
+                   "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
+                   "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+
+
+class _StorageType:
+    """Stands in for torch.FloatStorage & co.: only remembers the dtype."""
+
+    def __init__(self, name):
+        self.name, self.dtype = name, _STORAGE_DTYPES[name]
+
+
+class _LazyTensor:
+    """What `_rebuild_tensor_v2` returns: a strided view description, filled in later
+    (the legacy format stores the bytes after the pickle)."""
+
+    def __init__(self, storage_key, offset, size, stride):
+        self.storage_key, self.offset, self.size, self.stride = storage_key, offset, size, stride
+
+
+def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
+                       backward_hooks=None, metadata=None):
+    return _LazyTensor(storage, storage_offset, tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
+    return data  # an nn.Parameter is just its tensor here
+
+
+class _StandIn:
+    """An allowed global as the pickle sees it: a fresh callable per lookup that the pickle
+    cannot modify (a BUILD opcode on it is refused), so no load can tamper with the next."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        object.__setattr__(self, "fn", fn)
+
+    def __call__(self, *args, **kwargs):
+        return self.fn(*args, **kwargs)
+
+    def __setstate__(self, state):
+        raise CheckpointError("the pickle tries to modify an allowed global; refused")
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles a state dict and nothing else: every global is looked up in an allow-list
+    of harmless stand-ins. Nothing from the file is ever imported or called."""
+
+    ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
+               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+               # transformers' files hold plain tensors; older ones may hold nn.Parameters
+               ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+
+    def __init__(self, file, path, storages):
+        super().__init__(file)
+        self.path, self.storages = path, storages  # storages: key -> (dtype, numel)
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return _StandIn(self.ALLOWED[(module, name)])
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        raise CheckpointError(f"{self.path}: refusing to load global '{module}.{name}': a "
+                              f".bin file is a pickle, and only tensors (OrderedDict, "
+                              f"torch._utils._rebuild_tensor_v2, torch.*Storage) are allowed. "
+                              f"Nothing from the file was executed.")
+
+    def persistent_load(self, pid):
+        # ('storage', storage_type, key, location, numel[, view_metadata (legacy only)])
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")
+                and isinstance(pid[1], _StorageType)):
+            raise CheckpointError(f"{self.path}: unknown persistent id {pid!r:.80}")
+        if len(pid) > 5 and pid[5] is not None:
+            raise CheckpointError(f"{self.path}: storage views (torch < 0.4 files) are not "
+                                  f"supported")
+        key = pid[2].decode() if isinstance(pid[2], bytes) else str(pid[2])
+        self.storages[key] = (pid[1].dtype, int(pid[4]))
+        return key
+
+
+def read_torch_bin(path) -> Dict[str, np.ndarray]:
+    """All tensors of a pytorch_model.bin (zip or legacy format), without torch.
+
+    Storages are views of a memory map where the file stores them uncompressed; tensors
+    sharing a storage (tied weights) share memory.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    try:
+        reader = _read_zip_bin if magic == b"PK\x03\x04" else _read_legacy_bin
+        tree, storage_arrays = reader(path)
+        if not isinstance(tree, dict):
+            raise CheckpointError(f"{path} holds a {type(tree).__name__}, not a state dict")
+        return {str(k): _materialise(v, storage_arrays, path, k) for k, v in tree.items()
+                if isinstance(v, _LazyTensor)}
+    except CheckpointError:
+        raise
+    except Exception as e:  # a truncated pickle, zip or data section; junk arguments
+        raise CheckpointError(f"{path} is not a readable pytorch_model.bin (truncated or "
+                              f"corrupt?): {type(e).__name__}: {e}") from None
+
+
+def _read_zip_bin(path):
+    with zipfile.ZipFile(path) as z:
+        pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(pkl) != 1:
+            raise CheckpointError(f"{path}: a zip without exactly one data.pkl is not a "
+                                  f"torch checkpoint")
+        root = pkl[0][:-len("data.pkl")]
+        storages = {}
+        tree = _RestrictedUnpickler(z.open(pkl[0]), path, storages).load()
+        names = set(z.namelist())
+        big = root + "byteorder" in names and z.read(root + "byteorder").strip() == b"big"
+        arrays = {key: _zip_member_array(z, path, root + "data/" + key, dtype, numel, big)
+                  for key, (dtype, numel) in storages.items()}
+    return tree, arrays
+
+
+def _zip_member_array(z, path, name, dtype, numel, big_endian):
+    info = z.getinfo(name)
+    raw = np.dtype(np.uint16 if isinstance(dtype, str) else dtype)
+    raw = raw.newbyteorder(">") if big_endian else raw
+    if info.compress_type == zipfile.ZIP_STORED:
+        with open(path, "rb") as f:  # data starts after the local header and its extras
+            f.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", f.read(4))
+        start = info.header_offset + 30 + name_len + extra_len
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
+    else:
+        data = np.frombuffer(z.read(name), dtype=np.uint8)
+    return _storage_array(data, raw, numel, path, name)
+
+
+def _read_legacy_bin(path):
+    storages = {}
+    with open(path, "rb") as f:
+        for expected in (_LEGACY_MAGIC, _LEGACY_PROTOCOL):
+            if _RestrictedUnpickler(f, path, storages).load() != expected:
+                raise CheckpointError(f"{path} is neither a zip nor a legacy torch checkpoint "
+                                      f"(bad magic number or protocol)")
+        sys_info = _RestrictedUnpickler(f, path, storages).load()
+        tree = _RestrictedUnpickler(f, path, storages).load()
+        keys = _RestrictedUnpickler(f, path, storages).load()
+        offset = f.tell()
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
+        raise CheckpointError(f"{path}: big-endian legacy checkpoints are not supported")
+    whole = np.memmap(path, dtype=np.uint8, mode="r")
+    arrays = {}
+    for key in keys:  # each storage: int64 element count, then its raw bytes
+        dtype, numel = storages[key]
+        (count,) = struct.unpack("<q", bytes(whole[offset:offset + 8]))
+        raw = np.dtype(np.uint16 if isinstance(dtype, str) else dtype)
+        nbytes = count * raw.itemsize
+        arrays[key] = _storage_array(whole[offset + 8:offset + 8 + nbytes], raw, numel, path, key)
+        offset += 8 + nbytes
+    return tree, arrays
+
+
+def _storage_array(data, raw_dtype, numel, path, name):
+    if data.shape[0] < numel * raw_dtype.itemsize:
+        raise CheckpointError(f"{path}: storage {name!r} is truncated ({data.shape[0]} bytes, "
+                              f"needs {numel * raw_dtype.itemsize})")
+    return data[:numel * raw_dtype.itemsize].view(raw_dtype)
+
+
+def _materialise(t, storage_arrays, path, key):
+    storage = storage_arrays[t.storage_key]
+    size, stride, itemsize = t.size, t.stride, storage.dtype.itemsize
+    n = int(np.prod(size, dtype=np.int64))
+    last = t.offset + sum((s - 1) * st for s, st in zip(size, stride)) if n else t.offset - 1
+    if t.offset < 0 or last >= storage.shape[0] or len(size) != len(stride):
+        raise CheckpointError(f"{path}: tensor {key!r} points outside its storage")
+    row_major = tuple(int(np.prod(size[i + 1:], dtype=np.int64)) for i in range(len(size)))
+    contiguous = stride == row_major
+    if contiguous or n == 0:
+        array = storage[t.offset:t.offset + n].reshape(size)  # a view, no copy
+    else:  # e.g. a transposed tensor: copy out of the strided view
+        view = np.lib.stride_tricks.as_strided(
+            storage[t.offset:], shape=size, strides=[s * itemsize for s in stride], writeable=False)
+        array = np.array(view)
+    if not array.dtype.isnative:  # a big-endian file
+        array = array.astype(array.dtype.newbyteorder("="))
+    return _bf16_to_f32(array) if array.dtype == np.uint16 else array  # uint16 = BF16 bits

@@ -1,0 +1,277 @@
+"""The model against transformers' own outputs, and the forward's known answers and errors.
+
+The fixtures in tests/fixtures/model/ were written by scripts/make_model_fixtures.py with
+the transformers / torch versions named in its manifest.json (eager attention, float32).
+Every model class x three configs x every checkpoint format; every output, hidden state
+and attention map must be within 1e-5. These tests need neither torch nor transformers.
+"""
+
+import json
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minirobera import modeling
+from minirobera.config import RobertaConfig
+from minirobera.layers import position_ids_from_input_ids
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "model"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+ATOL = 1e-5  # float32, every output
+
+CASES = [pytest.param(entry, fmt, id=f"{entry['name']}-{fmt}")
+         for entry in MANIFEST["checkpoints"] for fmt in entry["formats"]]
+
+
+@lru_cache(maxsize=None)
+def reference(name):
+    """{call: ({input name: array}, {output name: array})} as the fixture script recorded it."""
+    calls = {}
+    with np.load(FIXTURES / name / "reference.npz") as z:
+        for key in z.files:
+            call, kind, field = key.split("/", 2)
+            calls.setdefault(call, ({}, {}))[kind == "out"][field] = z[key]
+    return calls
+
+
+@lru_cache(maxsize=None)
+def load(name, fmt, cls_name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean checkpoint loads without any warning
+        return getattr(modeling, cls_name).from_pretrained(FIXTURES / name / fmt)
+
+
+def fully_masked_queries(mask, causal):  # [B,T] -> [B,T] bool
+    """Query rows that may attend to no key at all. transformers' eager and SDPA attention
+    disagree there (mean of V vs zeros), so those rows are never compared."""
+    mask = np.asarray(mask).reshape(-1, np.shape(mask)[-1]) != 0
+    seen = np.cumsum(mask, axis=1) > 0 if causal else np.broadcast_to(mask.any(1, keepdims=True), mask.shape)
+    return ~seen
+
+
+def attention_mask_of(inputs):
+    if "attention_mask" in inputs:
+        return inputs["attention_mask"]
+    if "input_ids" in inputs:
+        return np.ones_like(inputs["input_ids"])
+    return np.ones(inputs["inputs_embeds"].shape[:-1])
+
+
+def output_value(out, field):
+    if "/" in field:  # hidden_states/3, attentions/0
+        name, i = field.split("/")
+        return getattr(out, name)[int(i)]
+    return getattr(out, field)
+
+
+def compare(field, ours, theirs, skip_rows):
+    """max |ours - theirs| over the rows that are compared."""
+    assert ours.dtype == np.float32, field
+    assert ours.shape == theirs.shape, (field, ours.shape, theirs.shape)
+    keep = ~skip_rows
+    if field.startswith("attentions"):  # [B,H,T,T]: skip query rows
+        ours, theirs = ours.transpose(0, 2, 1, 3)[keep], theirs.transpose(0, 2, 1, 3)[keep]
+    elif ours.ndim >= 2 and ours.shape[:2] == skip_rows.shape:  # [B,T,...]
+        ours, theirs = ours[keep], theirs[keep]
+    assert np.isfinite(ours).all(), field
+    return float(np.max(np.abs(ours - theirs))) if ours.size else 0.0
+
+
+@pytest.mark.parametrize("entry,fmt", CASES)
+def test_fixture_parity(entry, fmt):
+    model = load(entry["name"], fmt, entry["class"])
+    for call, (inputs, expected) in reference(entry["name"]).items():
+        full = any(k.startswith("hidden_states") for k in expected)
+        out = model(**inputs, output_hidden_states=full, output_attentions=full)
+        skip = fully_masked_queries(attention_mask_of(inputs), model.config.is_decoder)
+        for field, theirs in expected.items():
+            diff = compare(field, output_value(out, field), theirs, skip)
+            assert diff <= ATOL, f"{call}: {field} differs by {diff:.3g}"
+        assert set(out.keys()) == {f.split("/")[0] for f in expected}, call
+
+
+def test_fixtures_cover_every_class_activation_and_format():
+    entries = MANIFEST["checkpoints"]
+    assert {e["class"] for e in entries} == {
+        "RobertaModel", "RobertaForMaskedLM", "RobertaForCausalLM",
+        "RobertaForSequenceClassification", "RobertaForTokenClassification",
+        "RobertaForQuestionAnswering", "RobertaForMultipleChoice"}
+    assert {e["config"]["hidden_act"] for e in entries} >= {
+        "gelu", "gelu_new", "gelu_fast", "quick_gelu", "relu", "silu", "tanh"}
+    for cls in {e["class"] for e in entries}:
+        shapes = {(e["config"]["num_hidden_layers"], e["config"]["hidden_size"])
+                  for e in entries if e["class"] == cls}
+        assert len(shapes) >= 3, cls
+    formats = {f for e in entries for f in e["formats"]}
+    assert formats >= {"safetensors", "bin_zip", "bin_legacy", "safetensors_sharded", "bin_sharded"}
+
+
+# ----------------------------------------------------------------------- known answers
+
+
+@pytest.mark.parametrize("ids,expected", [
+    ([0, 31414, 232, 2, 1, 1], [2, 3, 4, 5, 1, 1]),        # right padding (REFERENCE.md)
+    ([1, 1, 0, 31414, 232, 2], [1, 1, 2, 3, 4, 5]),        # left padding
+    ([0, 31414, 1, 232, 2], [2, 3, 1, 4, 5]),              # a pad mid-text: 1, no advance
+], ids=["right-pad", "left-pad", "pad-inside"])
+def test_position_ids_known_answers(ids, expected):
+    assert position_ids_from_input_ids(np.array([ids]), 1).tolist() == [expected]
+    inputs = modeling.prepare_inputs(RobertaConfig(), ids)
+    assert inputs["position_ids"].tolist() == [expected]
+
+
+def test_position_ids_from_inputs_embeds():
+    embeds = np.zeros((2, 3, 768), np.float32)
+    assert modeling.prepare_inputs(RobertaConfig(), inputs_embeds=embeds)["position_ids"].tolist() \
+        == [[2, 3, 4], [2, 3, 4]]
+
+
+def tiny_model(cls=modeling.RobertaModel, **kw):
+    config = dict(vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=6,
+                  num_hidden_layers=1)
+    config.update(kw)
+    return cls(RobertaConfig(**config), seed=0)
+
+
+def test_512_tokens_fit_and_513_overflow_the_514_row_table():
+    model = tiny_model(max_position_embeddings=514)
+    out = model(np.full((1, 512), 5))
+    assert out.last_hidden_state.shape == (1, 512, 8)
+    with pytest.raises(ValueError, match=r"513 tokens.*max_position_embeddings=514.*at most 512"
+                                         r".*truncat"):
+        model(np.full((1, 513), 5))
+    # padding does not use positions: 512 tokens + pads still fit
+    assert model(np.array([[5] * 512 + [1] * 4])).last_hidden_state.shape == (1, 516, 8)
+
+
+def test_causal_lm_prefix_is_unchanged_by_appended_tokens():
+    entry = "a-RobertaForCausalLM"
+    model = load(entry, "safetensors", "RobertaForCausalLM")
+    ids = np.array([[0, 17, 42, 8, 91, 33, 2, 54]])
+    full = model(ids, output_hidden_states=True)
+    for n in (1, 3, 6):
+        prefix = model(ids[:, :n], output_hidden_states=True)
+        np.testing.assert_allclose(prefix.logits, full.logits[:, :n], atol=1e-6, rtol=0)
+        for a, b in zip(prefix.hidden_states, full.hidden_states):
+            np.testing.assert_allclose(a, b[:, :n], atol=1e-6, rtol=0)
+    # ...while a bidirectional model's prefix does change
+    mlm = load("a-RobertaForMaskedLM", "safetensors", "RobertaForMaskedLM")
+    assert np.abs(mlm(ids[:, :3]).logits - mlm(ids).logits[:, :3]).max() > 1e-3
+
+
+@pytest.mark.parametrize("cls_name", ["RobertaModel", "RobertaForCausalLM",
+                                      "RobertaForSequenceClassification"])
+def test_all_zero_attention_mask_row_gives_no_nan(cls_name):
+    entry = f"a-{cls_name}"
+    model = load(entry, "safetensors", cls_name)
+    ids = np.array([[0, 5, 6, 2], [0, 7, 8, 2]])
+    mask = np.array([[1, 1, 1, 1], [0, 0, 0, 0]])
+    out = model(ids, attention_mask=mask, output_hidden_states=True, output_attentions=True)
+    for value in out.to_tuple():
+        for array in (value if isinstance(value, tuple) else (value,)):
+            assert np.isfinite(array).all()
+    # the masked row attends uniformly (the mean of V), as transformers' eager attention
+    np.testing.assert_allclose(out.attentions[0][1], 0.25, atol=1e-7)
+    # and the other row is not affected by it
+    alone = model(ids[:1], output_hidden_states=True)
+    np.testing.assert_allclose(out.hidden_states[-1][0], alone.hidden_states[-1][0], atol=1e-6)
+
+
+# ------------------------------------------------------------------------ input forms
+
+
+def test_one_sequence_lists_and_arrays_agree():
+    model = tiny_model(modeling.RobertaForMaskedLM)
+    ids = [0, 5, 6, 2]
+    one = model(ids)
+    assert one.logits.shape == (1, 4, 40)  # a 1-D input keeps a batch of 1
+    np.testing.assert_array_equal(one.logits, model(np.array([ids])).logits)
+    np.testing.assert_array_equal(one.logits, model([ids], attention_mask=[[1, 1, 1, 1]]).logits)
+
+
+def test_output_object_reads_like_transformers():
+    out = tiny_model()([0, 5, 2], output_attentions=True)
+    assert out.keys() == ["last_hidden_state", "pooler_output", "attentions"]
+    assert out["pooler_output"] is out.pooler_output and out[0] is out.last_hidden_state
+    assert "hidden_states" not in out
+    with pytest.raises(KeyError, match="hidden_states"):
+        out["hidden_states"]
+
+
+def test_multiple_choice_accepts_one_example_and_a_batch():
+    model = tiny_model(modeling.RobertaForMultipleChoice)
+    choices = [[0, 5, 6, 2], [0, 7, 2, 1]]
+    one = model(choices, attention_mask=[[1, 1, 1, 1], [1, 1, 1, 0]])
+    batch = model([choices, choices], attention_mask=[[[1, 1, 1, 1], [1, 1, 1, 0]]] * 2)
+    assert one.logits.shape == (1, 2) and batch.logits.shape == (2, 2)
+    np.testing.assert_allclose(batch.logits[1], one.logits[0], atol=1e-7)
+
+
+def test_token_type_ids_select_rows_of_the_table():
+    model = tiny_model(type_vocab_size=2)
+    ids = [[0, 5, 6, 2]]
+    zero = model(ids, token_type_ids=[[0, 0, 0, 0]]).last_hidden_state
+    np.testing.assert_array_equal(zero, model(ids).last_hidden_state)  # row 0 is the default
+    assert np.abs(model(ids, token_type_ids=[[0, 0, 1, 1]]).last_hidden_state - zero).max() > 1e-3
+
+
+# ------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    (dict(input_ids=[[0, 5, 40]]), ValueError, r"token id 40 .*vocab_size=40"),
+    (dict(input_ids=[[0, -3, 41]]), ValueError, r"token id -3 .*vocab_size=40"),
+    (dict(input_ids=[[0.0, 5.0]]), TypeError, r"input_ids must hold integers.*float64"),
+    (dict(input_ids=np.zeros((0, 4), int)), ValueError, r"empty"),
+    (dict(input_ids=[]), ValueError, r"empty"),
+    (dict(input_ids=np.zeros((1, 2, 3), int)), ValueError, r"shape \[tokens\] or \[batch, tokens\]"),
+    (dict(input_ids=[[0, 5], [0]]), ValueError, r"different lengths"),
+    (dict(input_ids=[[0, 5, 2]], attention_mask=[[1, 1]]), ValueError,
+     r"attention_mask has shape \(1, 2\) but .* \(1, 3\)"),
+    (dict(input_ids=[[0, 5, 2]], attention_mask=[["a", "b", "c"]]), TypeError, "attention_mask"),
+    (dict(input_ids=[[0, 5, 2]], token_type_ids=[[0, 1, 0]]), ValueError,
+     r"token_type_ids holds 1, outside the token-type table \(size 1\)"),
+    (dict(input_ids=[[0, 5, 2]], position_ids=[[0, 1, 99]]), ValueError,
+     r"position_ids holds 99"),
+    (dict(input_ids=[[0, 5, 2]], inputs_embeds=np.zeros((1, 3, 8))), ValueError, "exactly one"),
+    (dict(), ValueError, "exactly one"),
+    (dict(inputs_embeds=np.zeros((1, 3, 5), np.float32)), ValueError, r"width 5 .*hidden_size is 8"),
+    (dict(inputs_embeds=np.zeros((1, 3, 8), int)), TypeError, "floating point"),
+], ids=["id-too-big", "id-negative", "float-ids", "empty-batch", "empty-list", "rank-3",
+        "ragged", "mask-shape", "mask-strings", "token-type-range", "position-range",
+        "ids-and-embeds", "nothing", "embeds-width", "embeds-int"])
+def test_bad_input_is_a_clear_error(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        tiny_model(max_position_embeddings=20)(**kwargs)
+
+
+def test_sequence_longer_than_position_table():
+    with pytest.raises(ValueError, match=r"19 tokens .*max_position_embeddings=20.*at most 18"):
+        tiny_model(max_position_embeddings=20)(np.full(19, 7))
+
+
+def test_multiple_choice_needs_choices():
+    with pytest.raises(ValueError, match=r"\[batch, choices, tokens\]"):
+        tiny_model(modeling.RobertaForMultipleChoice)([0, 5, 2])
+
+
+def test_question_answering_needs_two_labels():
+    with pytest.raises(ValueError, match="num_labels=2"):
+        tiny_model(modeling.RobertaForQuestionAnswering, num_labels=3)
+
+
+def test_bad_labels_are_a_clear_error():
+    model = tiny_model(modeling.RobertaForTokenClassification, num_labels=3)
+    with pytest.raises(ValueError, match=r"labels must be in 0..2"):
+        model([[0, 5, 2]], labels=[[0, 1, 7]])
+    with pytest.raises(ValueError, match=r"labels has shape"):
+        model([[0, 5, 2]], labels=[[0, 1]])
+
+
+def test_unknown_keyword_is_a_clear_error():
+    with pytest.raises(TypeError, match=r"RobertaModel got unexpected arguments "
+                                        r"\['labels', 'output_hidden_state'\]"):
+        tiny_model()([0, 5, 2], output_hidden_state=True, labels=[1])
