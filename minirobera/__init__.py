@@ -34,6 +34,12 @@ _EXPORTS = {
     "RobertaForMultipleChoice": "modeling",
     "pipeline": "pipelines",
     "fill_mask": "pipelines",
+    "classify": "pipelines",
+    "text_classification": "pipelines",
+    "ner": "pipelines",
+    "token_classification": "pipelines",
+    "question_answering": "pipelines",
+    "feature_extraction": "pipelines",
 }
 
 __all__ = sorted(_EXPORTS)

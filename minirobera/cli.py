@@ -1,0 +1,303 @@
+"""The `minirobera` command line: the task pipelines from a shell.
+
+Owns argument parsing, reading inputs (arguments, or stdin one input per line), the
+readable tables printed by default, the JSON Lines printed with --json, and exit codes:
+0 done, 1 a file or download problem (hub, disk), 2 bad usage or bad input, each
+reported as one line on stderr without a traceback. Leaves every computation to
+pipelines.py.
+
+    minirobera fill-mask "The capital of France is <mask>." --top-k 3
+    echo "I love it" | minirobera classify --model cardiffnlp/twitter-roberta-base-sentiment-latest
+    minirobera ner "My name is Wolfgang and I live in Berlin" --aggregation simple
+    minirobera qa --question "Where do I live?" --context "My name is Wolfgang and I live in Berlin"
+    minirobera embed "Hello world" --json
+
+With --json each input gives one line holding exactly what the Python pipeline returns for
+that input (inside a list call), so `jq` and scripts can read the output line by line.
+
+>>> build_parser().parse_args(["fill-mask", "a <mask>", "--top-k", "2"]).top_k
+2
+"""
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+from .pipelines import DEFAULT_MODELS, pipeline
+
+AGGREGATIONS = ["none", "simple", "first", "average", "max"]
+
+
+class UsageError(Exception):
+    """Bad usage found after argparse (e.g. no text anywhere): exit code 2."""
+
+
+# ==================================================================== arguments
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per task."""
+    parser = argparse.ArgumentParser(
+        prog="minirobera", description="RoBERTa task pipelines in NumPy, equal to transformers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_fill_mask, _add_classify, _add_ner, _add_qa, _add_embed):
+        add(sub)
+    return parser
+
+
+def _add_fill_mask(sub):
+    p = _command(sub, "fill-mask", "predict the token behind each <mask>", "fill-mask")
+    p.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
+    p.add_argument("--targets", nargs="+", metavar="TOKEN",
+                   help="score only these tokens (e.g. ' Paris' with its leading space)")
+    p.add_argument("--truncate", action="store_true",
+                   help="cut texts longer than the model takes (the <mask> must survive)")
+
+
+def _add_classify(sub):
+    p = _command(sub, "classify", "label each text (sentiment, topics, ...)",
+                 "text-classification")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--top-k", type=int, help="show the k best labels")
+    group.add_argument("--all", action="store_true", help="show every label")
+    p.add_argument("--function", choices=["softmax", "sigmoid", "none"],
+                   help="score function (default: what the model's config implies)")
+    p.add_argument("--pair", metavar="TEXT", help="second text of a pair, for every input")
+    p.add_argument("--truncate", action="store_true", help="cut texts longer than the model")
+
+
+def _add_ner(sub):
+    p = _command(sub, "ner", "label each token or word (named entities)",
+                 "token-classification")
+    p.add_argument("--aggregation", choices=AGGREGATIONS, default="simple",
+                   help="group tokens into words/entities (default simple; none = per token)")
+    p.add_argument("--keep-all", action="store_true", help="also show the 'O' (outside) label")
+    p.add_argument("--stride", type=int, help="overlap of the windows over long texts")
+
+
+def _add_qa(sub):
+    p = _command(sub, "qa", "answer a question from a context", "question-answering",
+                 texts=False)
+    p.add_argument("--question", "-q", required=True)
+    p.add_argument("--context", "-c", help="the text to search (default: all of stdin)")
+    p.add_argument("--top-k", type=int, default=1, help="number of answers (default 1)")
+    p.add_argument("--impossible", action="store_true",
+                   help="allow the empty answer (handle_impossible_answer)")
+    p.add_argument("--max-answer-len", type=int, default=15, help="in tokens (default 15)")
+
+
+def _add_embed(sub):
+    p = _command(sub, "embed", "the last hidden state of each text", "feature-extraction")
+    p.add_argument("--truncate", action="store_true", help="cut texts longer than the model")
+
+
+def _command(sub, name, help_text, task, texts=True):
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    if texts:
+        p.add_argument("texts", nargs="*", metavar="TEXT",
+                       help="input texts; none: read stdin, one text per line")
+    p.add_argument("--model", "-m", default=DEFAULT_MODELS[task],
+                   help=f"folder or hub repo id (default {DEFAULT_MODELS[task]})")
+    p.add_argument("--revision", help="branch, tag or commit on the hub (default main)")
+    p.add_argument("--json", action="store_true", help="JSON Lines: one result per input")
+    p.set_defaults(task=task)
+    return p
+
+
+def read_texts(texts: List[str], stdin) -> List[str]:
+    """The TEXT arguments, else the non-empty lines of stdin (UsageError when there are none).
+
+    >>> import io
+    >>> read_texts([], io.StringIO("first line\\n\\nsecond\\n"))
+    ['first line', 'second']
+    """
+    if texts:
+        return texts
+    if stdin is None or stdin.isatty():
+        raise UsageError("no text given: pass TEXT arguments or pipe text on stdin "
+                         "(one input per line)")
+    lines = [line.rstrip("\r\n") for line in stdin]
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise UsageError("stdin was empty: pass TEXT arguments or pipe one input per line")
+    return lines
+
+
+# ==================================================================== running
+
+def run(args, stdin):
+    """Run the pipeline of `args.task`; return (inputs, one result per input)."""
+    pipe = pipeline(args.task, args.model, revision=args.revision)
+    if args.task == "question-answering":
+        context = args.context if args.context is not None else _read_all(stdin)
+        result = pipe(question=args.question, context=context, top_k=args.top_k,
+                      handle_impossible_answer=args.impossible,
+                      max_answer_len=args.max_answer_len)
+        return [args.question], [result]
+    texts = read_texts(args.texts, stdin)
+    options, inputs = _options(args), texts
+    if args.task == "text-classification" and args.pair is not None:
+        inputs = [{"text": t, "text_pair": args.pair} for t in texts]
+    results = pipe(inputs, **options)
+    if args.task == "fill-mask" and len(inputs) == 1:
+        results = [results]  # the pipeline unwraps a list of one text
+    return texts, results
+
+
+def _read_all(stdin) -> str:
+    if stdin is None or stdin.isatty():
+        raise UsageError("no context given: pass --context TEXT or pipe the context on stdin")
+    text = stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of the text
+    if not text.strip():
+        raise UsageError("stdin was empty: pass --context TEXT or pipe the context on stdin")
+    return text
+
+
+def _options(args) -> dict:
+    """Command-line flags -> the pipeline's call options."""
+    if args.task == "fill-mask":
+        options = {"top_k": args.top_k, "targets": args.targets}
+        if args.truncate:
+            options["tokenizer_kwargs"] = {"truncation": True}
+        return options
+    if args.task == "text-classification":
+        options = {"function_to_apply": args.function, "truncation": args.truncate or None}
+        if args.all:
+            options["top_k"] = None
+        elif args.top_k is not None:
+            options["top_k"] = args.top_k
+        return options
+    if args.task == "token-classification":
+        return {"aggregation_strategy": args.aggregation, "stride": args.stride,
+                "ignore_labels": [] if args.keep_all else None}
+    return {"truncation": args.truncate or None}  # feature-extraction
+
+
+# ==================================================================== printing
+
+def print_results(task: str, inputs: List[str], results: list, as_json: bool, out) -> None:
+    """JSON Lines, or one readable table per input."""
+    for i, (text, result) in enumerate(zip(inputs, results)):
+        if as_json:
+            out.write(json.dumps(result, ensure_ascii=False) + "\n")
+            continue
+        if i:
+            out.write("\n")
+        out.write(f"{_short(text, 100)}\n")
+        for line in TABLES[task](result):
+            out.write(f"  {line}\n".rstrip() + "\n")
+
+
+def table(headers: List[str], rows: List[list]) -> List[str]:
+    """Left-aligned columns, two spaces apart; floats with 4 decimals.
+
+    >>> for line in table(["label", "score"], [["positive", 0.98765], ["neutral", 0.01]]):
+    ...     print(line)
+    label     score
+    positive  0.9877
+    neutral   0.0100
+    """
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    return ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+            for row in [headers] + cells]
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _short(text: str, width: int) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _fill_mask_table(result) -> List[str]:
+    per_mask = result if result and isinstance(result[0], list) else [result]
+    lines = []
+    for m, predictions in enumerate(per_mask):
+        if len(per_mask) > 1:
+            lines.append(f"mask {m + 1} of {len(per_mask)}:")
+        lines += table(["score", "token", "token_str", "sequence"],
+                       [[p["score"], p["token"], repr(p["token_str"]), _short(p["sequence"], 70)]
+                        for p in predictions])
+    return lines
+
+
+def _classify_table(result) -> List[str]:
+    rows = result if isinstance(result, list) else [result]
+    return table(["label", "score"], [[r["label"], r["score"]] for r in rows])
+
+
+def _ner_table(result) -> List[str]:
+    if not result:
+        return ["(no entities)"]
+    key = "entity_group" if "entity_group" in result[0] else "entity"
+    return table([key, "score", "start", "end", "word"],
+                 [[e[key], e["score"], e["start"], e["end"], repr(e["word"])] for e in result])
+
+
+def _qa_table(result) -> List[str]:
+    rows = result if isinstance(result, list) else [result]
+    return table(["score", "start", "end", "answer"],
+                 [[a["score"], a["start"], a["end"], repr(a["answer"])] for a in rows])
+
+
+def _embed_table(result) -> List[str]:
+    vectors = result[0]  # [1][T][D] -> [T][D]
+    shown = min(6, len(vectors[0]))
+    lines = [f"{len(vectors)} tokens x {len(vectors[0])} dimensions (first {shown} shown; "
+             "--json for all)"]
+    lines += table(["token"] + [f"d{j}" for j in range(shown)],
+                   [[t] + [float(v) for v in row[:shown]] for t, row in enumerate(vectors)])
+    return lines
+
+
+TABLES = {"fill-mask": _fill_mask_table, "text-classification": _classify_table,
+          "token-classification": _ner_table, "question-answering": _qa_table,
+          "feature-extraction": _embed_table}
+
+
+# ==================================================================== entry point
+
+def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None) -> int:
+    """Run the command line; return the exit code (the console script exits with it)."""
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # argparse: usage + "error: ..." already on stderr
+        return int(exit_.code or 0)
+    prog = f"minirobera {args.command}"
+    try:
+        inputs, results = run(args, stdin)
+        print_results(args.task, inputs, results, args.json, stdout)
+    except (UsageError, ValueError, TypeError) as e:
+        return _fail(stderr, prog, e, 2)
+    except BrokenPipeError:  # `| head` closed the pipe: not an error
+        _silence_stdout()
+        return 0
+    except OSError as e:  # missing files, hub errors (HubError is an OSError), disk
+        return _fail(stderr, prog, e, 1)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _fail(stderr, prog: str, error: Exception, code: int) -> int:
+    message = " ".join(str(error).split()) or type(error).__name__
+    stderr.write(f"{prog}: error: {message}\n")
+    return code
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit, which would raise BrokenPipeError once more.
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. under pytest)
+        pass

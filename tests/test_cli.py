@@ -1,0 +1,177 @@
+"""The `minirobera` command line: tables, --json, stdin, exit codes.
+
+Subprocess runs (`python -m minirobera ...`, as a user types it) check the real entry
+point, stdin and exit codes; the rest call cli.main in-process to stay fast. JSON results
+are compared with the Python pipelines, whose parity with transformers test_pipelines.py
+holds.
+"""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tiny_models.py is a plain helper beside us
+from tiny_models import build_preset  # noqa: E402
+
+from minirobera import cli  # noqa: E402
+from minirobera.pipelines import pipeline  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, roberta_base_dir):
+    root = tmp_path_factory.mktemp("cli_models")
+
+    def get(name):
+        path = root / name
+        if not path.exists():
+            build_preset(name, path, roberta_base_dir)
+        return str(path)
+
+    return get
+
+
+def run_cli(*args, stdin=""):
+    """`python -m minirobera ARGS` in a subprocess -> CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "minirobera", *args], input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def call(*args, stdin=None):
+    """cli.main in-process -> (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(args), stdin=stdin if stdin is not None else io.StringIO(""),
+                    stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines()]
+
+
+# ============================================================================ subprocess
+
+def test_fill_mask_table(tiny):
+    done = run_cli("fill-mask", "Hello I'm a <mask> model.", "--model", tiny("mlm"),
+                   "--top-k", "3")
+    assert done.returncode == 0, done.stderr
+    expected = pipeline("fill-mask", tiny("mlm"))("Hello I'm a <mask> model.", top_k=3)
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Hello I'm a <mask> model."
+    assert lines[1].split() == ["score", "token", "token_str", "sequence"]
+    for line, p in zip(lines[2:], expected):
+        assert line.split()[:2] == [f"{p['score']:.4f}", str(p["token"])]
+        assert repr(p["token_str"]) in line and line.endswith(p["sequence"])
+    assert len(lines) == 2 + 3
+
+
+def test_stdin_one_input_per_line_as_json(tiny):
+    texts = ["Hello <mask>.", "The <mask> of <mask>.", "A <mask> day"]
+    done = run_cli("fill-mask", "--model", tiny("mlm"), "--top-k", "2", "--json",
+                   "--targets", "\u0120Paris", "\u0120day", "\u0120world",
+                   stdin="\n".join(texts[:2]) + "\n\n" + texts[2] + "\n")
+    assert done.returncode == 0, done.stderr
+    expected = pipeline("fill-mask", tiny("mlm"))(texts, top_k=2,
+                                                   targets=["\u0120Paris", "\u0120day",
+                                                            "\u0120world"])
+    assert json_lines(done.stdout) == json.loads(json.dumps(expected))
+
+
+@pytest.mark.parametrize("args,code,message,one_line", [
+    (["fill-mask", "Hello world", "--model", "{mlm}"], 2, "No mask_token (<mask>) found", True),
+    (["fill-mask", "--model", "{mlm}"], 2, "stdin was empty", True),
+    (["fill-mask", "a <mask>", "--model", "{empty}"], 1, "not found", True),
+    # argparse's own errors: usage first, then the one-line message
+    (["fill-mask", "a <mask>", "--top-k", "many"], 2, "invalid int value", False),
+    (["translate", "x"], 2, "invalid choice", False),
+    ([], 2, "required", False),
+], ids=["no-mask", "empty-stdin", "no-checkpoint", "bad-int", "bad-command", "no-command"])
+def test_exit_codes_and_one_line_errors(args, code, message, one_line, tiny, tmp_path):
+    args = [a.format(mlm=tiny("mlm"), empty=tmp_path) for a in args]
+    done = run_cli(*args, stdin="")
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert message in done.stderr and "Traceback" not in done.stderr
+    if one_line:
+        assert len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith(f"minirobera {args[0]}: error: ")
+
+
+def test_the_command_line_never_imports_the_reference():
+    code = ("import sys, minirobera.cli, minirobera.pipelines, minirobera.modeling; "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+# ============================================================================ in-process
+
+def test_classify_table_and_json(tiny):
+    code, out, _ = call("classify", "I love it", "Meh.", "--model", tiny("sentiment"))
+    assert code == 0
+    best = pipeline("text-classification", tiny("sentiment"))(["I love it", "Meh."])
+    blocks = out.split("\n\n")
+    for block, result in zip(blocks, best):
+        assert block.splitlines()[2].split() == [result["label"], f"{result['score']:.4f}"]
+    code, out, _ = call("classify", "I love it", "--all", "--json", "--model", tiny("sentiment"))
+    assert json_lines(out) == [pipeline("text-classification", tiny("sentiment"))(
+        "I love it", top_k=None)]
+
+
+def test_classify_pairs_and_function(tiny):
+    code, out, _ = call("classify", "Is it good?", "--pair", "Yes.", "--function", "sigmoid",
+                        "--top-k", "2", "--json", "--model", tiny("sentiment"))
+    assert code == 0
+    expected = pipeline("text-classification", tiny("sentiment"))(
+        {"text": "Is it good?", "text_pair": "Yes."}, function_to_apply="sigmoid", top_k=2)
+    assert json_lines(out) == [expected]
+
+
+@pytest.mark.parametrize("aggregation", ["none", "simple", "max"])
+def test_ner(aggregation, tiny):
+    text = "My name is Wolfgang and I live in Berlin."
+    code, out, _ = call("ner", text, "--aggregation", aggregation, "--keep-all", "--json",
+                        "--model", tiny("ner"))
+    assert code == 0
+    expected = pipeline("ner", tiny("ner"))(text, aggregation_strategy=aggregation,
+                                            ignore_labels=[])
+    assert json_lines(out) == [json.loads(json.dumps(expected))]
+    code, out, _ = call("ner", text, "--aggregation", aggregation, "--model", tiny("ner"))
+    key = "entity" if aggregation == "none" else "entity_group"
+    assert out.splitlines()[1].split() == [key, "score", "start", "end", "word"]
+
+
+def test_qa_context_from_argument_or_stdin(tiny):
+    context = "My name is Wolfgang and I live in Berlin."
+    expected = pipeline("question-answering", tiny("qa"))(question="Where?", context=context,
+                                                           top_k=2)
+    code, out, _ = call("qa", "-q", "Where?", "-c", context, "--top-k", "2", "--json",
+                        "--model", tiny("qa"))
+    assert code == 0 and json_lines(out) == [expected]
+    code, out, _ = call("qa", "-q", "Where?", "--top-k", "2", "--model", tiny("qa"),
+                        stdin=io.StringIO(context + "\n"))
+    assert code == 0
+    assert out.splitlines()[2].split()[:3] == [f"{expected[0]['score']:.4f}",
+                                               str(expected[0]["start"]),
+                                               str(expected[0]["end"])]
+
+
+def test_embed(tiny):
+    code, out, _ = call("embed", "Hello world", "--json", "--model", tiny("base"))
+    assert code == 0
+    [vectors] = json_lines(out)
+    assert vectors == pipeline("feature-extraction", tiny("base"))("Hello world")
+    code, out, _ = call("embed", "Hello world", "--model", tiny("base"))
+    assert "4 tokens x 16 dimensions" in out
+
+
+def test_bad_option_values_exit_2(tiny):
+    code, _, err = call("fill-mask", "a <mask>", "--top-k", "0", "--model", tiny("mlm"))
+    assert code == 2 and err.startswith("minirobera fill-mask: error: top_k must be")
+    code, _, err = call("qa", "-q", "Who?", "--model", tiny("qa"))
+    assert code == 2 and "stdin was empty" in err
+    code, _, err = call("ner", "x", "--aggregation", "none", "--stride", "4",
+                        "--model", tiny("ner"))
+    assert code == 2 and "stride needs" in err

@@ -1,0 +1,318 @@
+"""Pipelines: parity with transformers' pipelines on tiny checkpoints, batching, errors.
+
+The expected outputs in tests/fixtures/pipelines/*.json were recorded by
+scripts/make_pipeline_fixtures.py from transformers 5 (fill-mask, text and token
+classification, feature extraction) and transformers 4.x (question answering, removed in
+5.3); each file names the versions. The tiny checkpoints are rebuilt here from their seeds
+(tests/tiny_models.py), so no weights are committed. Scores must match to 1e-5; labels,
+tokens, words, strings, offsets and the shape of every output exactly.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tiny_models.py is a plain helper beside us
+from tiny_models import PRESETS, build_preset, tiny_config  # noqa: E402
+
+from minirobera.pipelines import length_batches, pipeline  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "pipelines"
+TASK_FILES = ["fill-mask", "text-classification", "token-classification",
+              "feature-extraction", "question-answering"]
+SCORE_ATOL = 1e-5
+
+
+def load_fixture(task):
+    return json.loads((FIXTURES / f"{task}.json").read_text(encoding="utf-8"))
+
+
+def all_cases():
+    for task in TASK_FILES:
+        for case in load_fixture(task)["cases"]:
+            yield pytest.param(task, case, id=f"{task}/{case['id']}")
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, roberta_base_dir):
+    """tiny("ner") -> the folder of that tiny checkpoint, built once per session."""
+    root = tmp_path_factory.mktemp("tiny_models")
+
+    def get(name):
+        path = root / name
+        if not path.exists():
+            build_preset(name, path, roberta_base_dir)
+        return path
+
+    return get
+
+
+def assert_same(actual, expected, where="output"):
+    """Equal structure, keys in order, types, strings and ints; floats within SCORE_ATOL."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where}: expected a dict, got {actual!r:.200}"
+        assert list(actual) == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
+        for key in expected:
+            assert_same(actual[key], expected[key], f"{where}[{key!r}]")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list), f"{where}: expected a list, got {actual!r:.200}"
+        assert len(actual) == len(expected), f"{where}: {len(actual)} items != {len(expected)}"
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_same(a, e, f"{where}[{i}]")
+    elif isinstance(expected, float):
+        assert isinstance(actual, float), f"{where}: expected a float, got {type(actual)}"
+        assert abs(actual - expected) <= SCORE_ATOL, f"{where}: {actual} != {expected}"
+    else:
+        assert type(actual) is type(expected) and actual == expected, \
+            f"{where}: {actual!r} != {expected!r}"
+
+
+def run_case(task, case, tiny):
+    pipe = pipeline(task, model=tiny(case["model"]), **case.get("init", {}))
+    args = (case["inputs"],) if "inputs" in case else ()
+    return pipe(*args, **case.get("call", {}))
+
+
+# ============================================================================ fixture parity
+
+@pytest.mark.parametrize("task,case", list(all_cases()))
+def test_matches_reference(task, case, tiny):
+    output = run_case(task, case, tiny)
+    if case.get("call", {}).get("return_tensors"):
+        assert isinstance(output, np.ndarray) and output.dtype == np.float32
+        output = {"type": case["output"]["type"], "values": output.tolist()}
+    assert_same(output, case["output"])
+
+
+def test_fixtures_name_their_reference():
+    for task in TASK_FILES:
+        doc = load_fixture(task)
+        major = int(doc["reference"]["transformers"].split(".")[0])
+        assert major == (4 if task == "question-answering" else 5), task
+        assert doc["script"] == "scripts/make_pipeline_fixtures.py"
+        for name, preset in doc["tiny_models"].items():
+            assert PRESETS[name] == preset, f"{name}: tiny_models.py changed; rerun the script"
+
+
+# ============================================================================ batching
+
+def test_length_sorted_batches_keep_input_order(tiny, monkeypatch):
+    texts = ["A much longer sentence with <mask> in the middle of many words here.",
+             "Hi <mask>.", "Short <mask> one.", "Another rather long <mask> sentence, yes.",
+             "<mask>!"]
+    pipe = pipeline("fill-mask", model=tiny("mlm"), batch_size=2, top_k=3)
+    alone = [pipe(t) for t in texts]
+    widths, model = [], pipe.model
+
+    class Spy:
+        config = model.config
+
+        def __call__(self, input_ids, attention_mask):
+            widths.append(input_ids.shape)
+            return model(input_ids=input_ids, attention_mask=attention_mask)
+
+    monkeypatch.setattr(pipe, "model", Spy())
+    batched = pipe(texts)
+    for a, b in zip(alone, batched):
+        assert [p["token"] for p in a] == [p["token"] for p in b]
+        assert np.allclose([p["score"] for p in a], [p["score"] for p in b], atol=1e-5)
+    assert [shape[0] for shape in widths] == [2, 2, 1]
+    lengths = sorted(len(pipe.tokenizer(t)["input_ids"]) for t in texts)
+    assert [shape[1] for shape in widths] == [lengths[1], lengths[3], lengths[4]]
+
+
+def test_batch_limits_padded_tokens():
+    assert length_batches([3, 3, 3, 3], batch_size=8, max_tokens=6) == [[0, 1], [2, 3]]
+    assert length_batches([700], batch_size=8, max_tokens=100) == [[0]]
+
+
+@pytest.mark.parametrize("task,inputs,model", [
+    ("text-classification", ["I love it.", "A longer text about nothing at all, really.", "Ok"],
+     "sentiment"),
+    ("token-classification", ["Wolfgang lives in Berlin.", "Hi", "New York City is big."], "ner"),
+    ("feature-extraction", ["Hello world", "A somewhat longer text here.", "x"], "base"),
+])
+def test_batch_equals_one_by_one(task, inputs, model, tiny):
+    pipe = pipeline(task, model=tiny(model), batch_size=2)
+    batched = pipe(inputs)
+    for text, result in zip(inputs, batched):
+        single = pipe(text)
+        if task == "text-classification":
+            single = single[0]  # a lone text comes back in a list; in a batch it does not
+        assert_same(json.loads(json.dumps(result)), json.loads(json.dumps(single)))
+
+
+def test_question_answering_batches_windows_of_many_examples(tiny):
+    qa = pipeline("question-answering", model=tiny("qa"))
+    contexts = ["Wolfgang lives in Berlin and reads.", "the cat " * 100, "Paris is in France."]
+    questions = ["Who?", "What?", "Where?"]
+    together = qa(question=questions, context=contexts, max_seq_len=64, doc_stride=16)
+    for q, c, result in zip(questions, contexts, together):
+        assert_same(result, qa(question=q, context=c, max_seq_len=64, doc_stride=16))
+
+
+# ============================================================================ loading
+
+def test_models_are_loaded_once(tiny):
+    first = pipeline("fill-mask", model=tiny("mlm"))
+    second = pipeline("fill-mask", model=str(tiny("mlm")))
+    assert first.model is second.model and first.tokenizer is second.tokenizer
+
+
+def test_a_folder_saved_again_is_loaded_again(tiny, tmp_path, roberta_base_dir):
+    folder = build_preset("mlm", tmp_path / "m", roberta_base_dir)
+    first = pipeline("fill-mask", model=folder).model
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(dict(config, layer_norm_eps=1e-3)))
+    os.utime(folder / "config.json", ns=(0, os.stat(folder / "config.json").st_mtime_ns + 10**9))
+    second = pipeline("fill-mask", model=folder).model
+    assert second is not first and second.config.layer_norm_eps == 1e-3
+
+
+def test_loaded_objects_can_be_passed(tiny):
+    base = pipeline("fill-mask", model=tiny("mlm"))
+    again = pipeline("fill-mask", model=base.model, tokenizer=base.tokenizer)
+    assert again("Hello <mask>.", top_k=2) == base("Hello <mask>.", top_k=2)
+
+
+def test_shortcuts(tiny):
+    from minirobera.pipelines import (classify, feature_extraction, fill_mask, ner,
+                                      question_answering, text_classification,
+                                      token_classification)
+    mlm, sentiment, tagger, qa = tiny("mlm"), tiny("sentiment"), tiny("ner"), tiny("qa")
+    assert fill_mask("Hello <mask>.", model=mlm, top_k=2) == \
+        pipeline("fill-mask", mlm)("Hello <mask>.", top_k=2)
+    assert classify("Great!", model=sentiment) == \
+        pipeline("sentiment-analysis", sentiment)("Great!")
+    assert text_classification is classify and token_classification is ner
+    assert ner("Wolfgang in Berlin", model=tagger, aggregation_strategy="first") == \
+        pipeline("ner", tagger, aggregation_strategy="first")("Wolfgang in Berlin")
+    assert question_answering("Who?", "Wolfgang lives here.", model=qa) == \
+        pipeline("question-answering", qa)(question="Who?", context="Wolfgang lives here.")
+    assert np.array(feature_extraction("Hi", model=tiny("base"))).shape == (1, 3, 16)
+
+
+def test_many_masks_give_one_list_each(tiny):
+    out = pipeline("fill-mask", model=tiny("mlm"))("<mask> " * 5 + "end", top_k=2)
+    assert len(out) == 5 and all(len(row) == 2 for row in out)
+    assert all("<s>" in p["sequence"] for row in out for p in row)  # kept with several masks
+
+
+# ============================================================================ bad input
+
+def expect(error, match, fn, *args, **kwargs):
+    with pytest.raises(error, match=match):
+        fn(*args, **kwargs)
+
+
+def test_fill_mask_without_mask_names_the_token(tiny):
+    expect(ValueError, r"No mask_token \(<mask>\).*write <mask>",
+           pipeline("fill-mask", tiny("mlm")), "Hello world")
+
+
+def test_fill_mask_too_long_suggests_truncation(tiny):
+    pipe = pipeline("fill-mask", tiny("mlm"))
+    long_text = "word " * 600 + "<mask>."
+    expect(ValueError, r"604 tokens long but the model takes at most 512.*truncation", pipe,
+           long_text)
+    # With truncation the <mask> at the end is cut away: transformers' error, ours too.
+    expect(ValueError, "No mask_token", pipe, long_text, tokenizer_kwargs={"truncation": True})
+
+
+def test_text_classification_too_long_suggests_truncation(tiny):
+    pipe = pipeline("text-classification", tiny("sentiment"))
+    expect(ValueError, "truncation=True", pipe, "word " * 600)
+    assert pipe("word " * 600, truncation=True)[0]["label"] in {"negative", "neutral", "positive"}
+
+
+def test_not_a_roberta_checkpoint(tiny, tmp_path):
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    config = dict(tiny_config("masked-lm"), model_type="bert")
+    (bert / "config.json").write_text(json.dumps(config))
+    expect(ValueError, "'bert' model", pipeline, "fill-mask", bert, tokenizer=tiny("mlm"))
+
+
+def test_missing_model_folder_is_an_os_error(tmp_path):
+    expect(OSError, "config.json", pipeline, "fill-mask", tmp_path)
+
+
+@pytest.mark.parametrize("task,model,inputs,options,error,match", [
+    ("fill-mask", "mlm", "a <mask>", {"top_k": 0}, ValueError, "top_k must be a positive"),
+    ("fill-mask", "mlm", "a <mask>", {"targets": [""]}, ValueError, "none of the targets"),
+    ("fill-mask", "mlm", "a <mask>", {"colour": 1}, TypeError, r"unexpected option.*colour"),
+    ("fill-mask", "mlm", [], {}, ValueError, "empty list"),
+    ("fill-mask", "mlm", 42, {}, TypeError, "must be a string"),
+    ("text-classification", "sentiment", "x", {"function_to_apply": "relu"}, ValueError,
+     "function_to_apply must be one of"),
+    ("text-classification", "sentiment", {"text": "a", "pair": "b"}, {}, ValueError,
+     "'text' and 'text_pair'"),
+    ("text-classification", "sentiment", [["a", "b"]], {}, ValueError, "text pairs"),
+    ("token-classification", "ner", "x", {"aggregation_strategy": "mean"}, ValueError,
+     "aggregation_strategy must be one of"),
+    ("token-classification", "ner", "x", {"stride": 10}, ValueError, "stride needs"),
+    ("token-classification", "ner", "x " * 600, {"stride": 600, "aggregation_strategy": "first"},
+     ValueError, "stride"),
+    ("feature-extraction", "base", "x", {"truncation": True,
+                                         "tokenize_kwargs": {"truncation": True}},
+     ValueError, "defined twice"),
+])
+def test_bad_options(task, model, inputs, options, error, match, tiny):
+    expect(error, match, pipeline(task, tiny(model)), inputs, **options)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(question="Who?"), "needs both question"),
+    (dict(question="", context="Berlin"), "`question` cannot be empty"),
+    (dict(question=["a", "b"], context=["c"]), "2 questions but 1 contexts"),
+    (dict(question="Who?", context="Berlin", top_k=0), "top_k must be a positive"),
+    (dict(question="Who?", context="Berlin", max_answer_len=0), "max_answer_len"),
+    (dict(question="Who?", context="Berlin", max_seq_len=64, doc_stride=100), "larger than"),
+    (dict(question="why " * 70, context="Berlin", max_seq_len=64), "leaves no room"),
+    (dict(question="Who?", context="word " * 100, max_seq_len=16, doc_stride=12),
+     "cannot split the context"),
+])
+def test_question_answering_bad_input(kwargs, match, tiny):
+    expect(ValueError, match, pipeline("question-answering", tiny("qa")), **kwargs)
+
+
+def test_question_answering_dict_without_context(tiny):
+    expect(ValueError, "missing 'context'", pipeline("question-answering", tiny("qa")),
+           {"question": "Who?"})
+
+
+def test_unknown_task_and_wrong_model_class(tiny):
+    expect(ValueError, "Unknown task 'translation'", pipeline, "translation")
+    mlm = pipeline("fill-mask", tiny("mlm"))
+    expect(ValueError, "needs a RobertaForTokenClassification, got a RobertaForMaskedLM",
+           pipeline, "ner", mlm.model, tokenizer=mlm.tokenizer)
+    expect(ValueError, "without its tokenizer", pipeline, "fill-mask", mlm.model)
+
+
+# ============================================================================ live reference
+
+@pytest.mark.filterwarnings("ignore:Tokenizer does not support real words")
+def test_live_against_transformers(tiny):
+    """New inputs, not in the fixtures: fill-mask and NER against transformers in-process."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    from tokenizers import AddedToken
+
+    texts = ["Zürich's <mask> café opened in 1998!", "Numbers like 3.14 and <mask> matter."]
+    sentences = ["Angela Merkel met Emmanuel Macron in Paris on Tuesday.",
+                 "IBM's C.E.O. flew to São Paulo."]
+    for task, model, inputs, options in [("fill-mask", "mlm", texts, {"top_k": 4}),
+                                         ("ner", "ner", sentences,
+                                          {"aggregation_strategy": "average"})]:
+        folder = str(tiny(model))
+        ref_tok = transformers.AutoTokenizer.from_pretrained(
+            folder, mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False))
+        reference = transformers.pipeline(task, model=folder, tokenizer=ref_tok, **options)
+        ours = pipeline(task, tiny(model), **options)
+        for text in inputs:
+            expected = json.loads(json.dumps(reference(text), default=float))
+            assert_same(ours(text), expected, f"{task}({text!r})")
