@@ -144,7 +144,17 @@ def find_surrogate(text: str) -> int:
 # --- reading the model tables --------------------------------------------------------------
 
 def load_vocab(path: str) -> Dict[str, int]:
-    """Read vocab.json: {token string: id}."""
+    """Read vocab.json: {token string: id}. The ids are what the model sees (not merge ranks).
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder, "vocab.json")
+    ...     _ = path.write_text('{"<s>": 0, "Ġthe": 5, "Ġ": 1437}', encoding="utf-8")
+    ...     vocab = load_vocab(str(path))
+    >>> vocab["Ġthe"], vocab["Ġ"]
+    (5, 1437)
+    """
     with open(path, encoding="utf-8") as f:
         vocab = json.load(f)
     if not isinstance(vocab, dict):
@@ -157,6 +167,14 @@ def read_merges_txt(path: str) -> List[Tuple[str, str]]:
 
     Quirk: the first line is a `#version: 0.2` header and is skipped, but only that line:
     lines such as `# #` and `## ##` further down are real merges of the symbol '#'.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder, "merges.txt")
+    ...     _ = path.write_text("#version: 0.2\\nĠ t\\n# #\\nĠt he\\n", encoding="utf-8")
+    ...     read_merges_txt(str(path))  # rank = position in this list
+    [('Ġ', 't'), ('#', '#'), ('Ġt', 'he')]
     """
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -181,7 +199,17 @@ def parse_merges(merges: Iterable, source: str = "merges") -> List[Tuple[str, st
 
 
 def model_from_tokenizer_json(path: str) -> Tuple[Dict[str, int], List[Tuple[str, str]]]:
-    """The BPE vocab and merges stored inside a tokenizer.json."""
+    """The BPE vocab and merges stored inside a tokenizer.json.
+
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> spec = {"model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b"]}}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = Path(folder, "tokenizer.json")
+    ...     _ = path.write_text(json.dumps(spec), encoding="utf-8")
+    ...     model_from_tokenizer_json(str(path))
+    ({'a': 0, 'b': 1, 'ab': 2}, [('a', 'b')])
+    """
     with open(path, encoding="utf-8") as f:
         model = json.load(f).get("model", {})
     if model.get("type", "BPE") != "BPE" or "vocab" not in model:

@@ -15,8 +15,10 @@ pipelines.py.
 With --json each input gives one line holding exactly what the Python pipeline returns for
 that input (inside a list call), so `jq` and scripts can read the output line by line.
 
->>> build_parser().parse_args(["fill-mask", "a <mask>", "--top-k", "2"]).top_k
-2
+>>> args = build_parser().parse_args(["fill-mask", "--targets", " Paris", "a <mask>",
+...                                   "--targets", " Rome", "--top-k", "2"])
+>>> args.texts, args.targets, args.top_k
+(['a <mask>'], [' Paris', ' Rome'], 2)
 """
 
 import argparse
@@ -25,7 +27,7 @@ import os
 import sys
 from typing import List, Optional
 
-from .pipelines import DEFAULT_MODELS, pipeline
+from .pipelines import DEFAULT_MODELS, InputTooLongError, pipeline
 
 AGGREGATIONS = ["none", "simple", "first", "average", "max"]
 
@@ -34,23 +36,47 @@ class UsageError(Exception):
     """Bad usage found after argparse (e.g. no text anywhere): exit code 2."""
 
 
+class ArgumentsError(SystemExit):
+    """argparse refused the arguments; `message` is the one line to show. Exit code 2."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: "minirobera fill-mask: error: ..." and exit code 2.
+
+    argparse prints the whole usage block before its error; here the error alone says what
+    was wrong and where --help is, like every other error of this command line. The error
+    is raised (ArgumentsError, a SystemExit with code 2) so `main` writes it to its stderr.
+    """
+
+    def error(self, message: str):
+        raise ArgumentsError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 # ==================================================================== arguments
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(
+    """The argument parser with one sub-command per task (sub-parsers are `Parser`s too)."""
+    parser = Parser(
         prog="minirobera", description="RoBERTa task pipelines in NumPy, equal to transformers.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_fill_mask, _add_classify, _add_ner, _add_qa, _add_embed):
         add(sub)
+    parser.commands = sub.choices  # {"fill-mask": its Parser, ...}
     return parser
 
 
 def _add_fill_mask(sub):
     p = _command(sub, "fill-mask", "predict the token behind each <mask>", "fill-mask")
     p.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
-    p.add_argument("--targets", nargs="+", metavar="TOKEN",
-                   help="score only these tokens (e.g. ' Paris' with its leading space)")
+    # One target per flag (action="append"): a flag taking several values would swallow the
+    # TEXT after it, and a comma list cannot hold "," itself, which is a token too.
+    p.add_argument("--targets", "--target", action="append", metavar="TOKEN",
+                   help="score only this token; repeat the flag for more: --targets ' Paris' "
+                        "--targets ' Rome' (mind the leading space of a word)")
     p.add_argument("--truncate", action="store_true",
                    help="cut texts longer than the model takes (the <mask> must survive)")
 
@@ -177,7 +203,20 @@ def _options(args) -> dict:
 # ==================================================================== printing
 
 def print_results(task: str, inputs: List[str], results: list, as_json: bool, out) -> None:
-    """JSON Lines, or one readable table per input."""
+    """JSON Lines, or one readable table per input.
+
+    >>> results = [[{"label": "positive", "score": 0.98765}], [{"label": "negative", "score": 0.5}]]
+    >>> print_results("text-classification", ["I love it", "Meh."], results, False, sys.stdout)
+    I love it
+      label     score
+      positive  0.9877
+    <BLANKLINE>
+    Meh.
+      label     score
+      negative  0.5000
+    >>> print_results("text-classification", ["I love it"], results[:1], True, sys.stdout)
+    [{"label": "positive", "score": 0.98765}]
+    """
     for i, (text, result) in enumerate(zip(inputs, results)):
         if as_json:
             out.write(json.dumps(result, ensure_ascii=False) + "\n")
@@ -221,6 +260,9 @@ def _fill_mask_table(result) -> List[str]:
     for m, predictions in enumerate(per_mask):
         if len(per_mask) > 1:
             lines.append(f"mask {m + 1} of {len(per_mask)}:")
+        if not predictions:  # --top-k 0
+            lines.append("(no predictions)")
+            continue
         lines += table(["score", "token", "token_str", "sequence"],
                        [[p["score"], p["token"], repr(p["token_str"]), _short(p["sequence"], 70)]
                         for p in predictions])
@@ -264,19 +306,35 @@ TABLES = {"fill-mask": _fill_mask_table, "text-classification": _classify_table,
 # ==================================================================== entry point
 
 def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None) -> int:
-    """Run the command line; return the exit code (the console script exits with it)."""
+    """Run the command line; return the exit code (the console script exits with it).
+
+    >>> import io
+    >>> err = io.StringIO()
+    >>> main(["fill-mask", "--top-k", "abc"], stderr=err)
+    2
+    >>> print(err.getvalue(), end="")  # doctest: +ELLIPSIS
+    minirobera fill-mask: error: argument --top-k: invalid int value: 'abc' (see ... --help)
+    """
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exit_:  # argparse: usage + "error: ..." already on stderr
+        args, unknown = parser.parse_known_args(argv)
+        if unknown:  # argparse would blame "minirobera"; name the command they were given to
+            parser.commands[args.command].error(
+                f"unrecognized arguments: {' '.join(unknown)}")
+    except ArgumentsError as e:  # one line, as every other error here
+        stderr.write(e.message + "\n")
+        return 2
+    except SystemExit as exit_:  # --help: argparse printed it
         return int(exit_.code or 0)
     prog = f"minirobera {args.command}"
     try:
         inputs, results = run(args, stdin)
         print_results(args.task, inputs, results, args.json, stdout)
+    except InputTooLongError as e:
+        return _fail(stderr, prog, _too_long_message(args, e), 2)
     except (UsageError, ValueError, TypeError) as e:
         return _fail(stderr, prog, e, 2)
     except BrokenPipeError:  # `| head` closed the pipe: not an error
@@ -289,7 +347,16 @@ def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None)
     return 0
 
 
-def _fail(stderr, prog: str, error: Exception, code: int) -> int:
+def _too_long_message(args, error: InputTooLongError) -> str:
+    """The pipeline's advice names Python arguments; on the command line it is --truncate."""
+    if not hasattr(args, "truncate"):  # ner and qa cut or split long texts themselves
+        return str(error)
+    keep = ("; the <mask> must be among the kept tokens" if args.task == "fill-mask" else "")
+    return (f"an input is {error.length} tokens long but the model takes at most {error.limit}; "
+            f"pass --truncate to keep the first {error.limit} tokens{keep}")
+
+
+def _fail(stderr, prog: str, error, code: int) -> int:
     message = " ".join(str(error).split()) or type(error).__name__
     stderr.write(f"{prog}: error: {message}\n")
     return code

@@ -89,15 +89,31 @@ class RobertaConfig:
 
     @property
     def label2id(self) -> Dict[str, int]:
+        """{label: id}, the inverse of id2label (derived, so the two never disagree).
+
+        >>> RobertaConfig(id2label={0: "NEG", 1: "POS"}).label2id
+        {'NEG': 0, 'POS': 1}
+        """
         return {v: k for k, v in self.id2label.items()}
 
     @property
     def head_dim(self) -> int:
+        """Dh = D / H, the width of one attention head (64 for roberta-base).
+
+        >>> RobertaConfig().head_dim
+        64
+        """
         return self.hidden_size // self.num_attention_heads
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ValueError naming the first impossible field."""
+        """Raise ValueError naming the first impossible field.
+
+        >>> RobertaConfig(hidden_size=10, num_attention_heads=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: hidden_size (10) must be a multiple of num_attention_heads (4)
+        """
         for name in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):
             _check_int(name, getattr(self, name), minimum=1)
@@ -153,12 +169,28 @@ class RobertaConfig:
         return dict(sorted(d.items()))
 
     def to_json_string(self) -> str:
+        """The text of config.json: to_dict() as JSON, keys sorted, two-space indent.
+
+        >>> text = RobertaConfig(hidden_size=16, num_attention_heads=2).to_json_string()
+        >>> print("\\n".join(text.splitlines()[:3]))
+        {
+          "attention_probs_dropout_prob": 0.1,
+          "bos_token_id": 0,
+        >>> json.loads(text)["hidden_size"]
+        16
+        """
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     # ------------------------------------------------------------------ files
     @classmethod
     def from_pretrained(cls, path_or_repo_id, *, revision: str = "main", **hub_kwargs):
-        """Read config.json from a folder or a hub repo id (through minirobera.hub.cached_file)."""
+        """Read config.json from a folder or a hub repo id (through minirobera.hub.cached_file).
+
+        A config of another model_type (e.g. "bert") is refused with a ValueError naming it.
+
+        >>> RobertaConfig.from_pretrained("FacebookAI/roberta-base").hidden_size  # doctest: +SKIP
+        768
+        """
         path = cached_file(path_or_repo_id, "config.json", revision=revision, **hub_kwargs)
         try:
             with open(path, encoding="utf-8") as f:

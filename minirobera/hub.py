@@ -238,26 +238,55 @@ def _check_repo_id(name: str) -> str:
 
 @dataclass(frozen=True)
 class RepoCache:
-    """The cache folder of one repo, and the paths inside it."""
+    """The cache folder of one repo, and the paths inside it (the layout in the module doc).
+
+    >>> repo = RepoCache(Path("/cache"), "FacebookAI/roberta-base")
+    >>> print(repo.pointer("e2da8e2f", "config.json").as_posix())
+    /cache/models--FacebookAI--roberta-base/snapshots/e2da8e2f/config.json
+    """
 
     cache_dir: Path
     repo_id: str
 
     @property
     def root(self) -> Path:
+        """The repo's folder: <cache_dir>/models--<org>--<name>.
+
+        >>> RepoCache(Path("/cache"), "FacebookAI/roberta-base").root.name
+        'models--FacebookAI--roberta-base'
+        """
         return self.cache_dir / repo_folder_name(self.repo_id)
 
     def blob(self, etag: str) -> Path:
+        """Where a file's bytes live, named by its etag (shared by every snapshot that has it).
+
+        >>> print(RepoCache(Path("/cache"), "org/m").blob("a1b2").as_posix())
+        /cache/models--org--m/blobs/a1b2
+        """
         return self.root / "blobs" / etag
 
     def pointer(self, commit: str, filename: str) -> Path:
+        """The path users get: snapshots/<commit>/<filename>, a symlink to the blob."""
         return self.root / "snapshots" / commit / filename
 
     def lock(self, etag: str) -> Path:
-        # The path huggingface_hub locks too, so a download by either one waits for the other.
+        """The lock file held while that blob downloads.
+
+        It is the path huggingface_hub locks too, so a download by either waits for the other.
+
+        >>> print(RepoCache(Path("/cache"), "org/m").lock("a1b2").as_posix())
+        /cache/.locks/models--org--m/a1b2.lock
+        """
         return self.cache_dir / ".locks" / repo_folder_name(self.repo_id) / f"{etag}.lock"
 
     def no_exist(self, commit: str, filename: str) -> Path:
+        """The empty marker saying the hub answered 404 for this file at this commit.
+
+        With it, offline mode can tell "not in the repo" from "not downloaded yet".
+
+        >>> print(RepoCache(Path("/cache"), "org/m").no_exist("c0ffee", "tokenizer.json").as_posix())
+        /cache/models--org--m/.no_exist/c0ffee/tokenizer.json
+        """
         return self.root / ".no_exist" / commit / filename
 
     def commit_for(self, revision: str) -> Optional[str]:
@@ -647,7 +676,7 @@ def _from_cache_only(repo: RepoCache, target: _Target, why: str) -> str:
     if found is not None:
         return found
     commit = repo.commit_for(rev)
-    if commit is not None and repo.no_exist(commit, name).exists():
+    if _known_absent(repo, target):
         raise EntryNotFoundError(f"file {name!r} does not exist in {target.repo_id!r} at revision "
                                  f"{rev!r} (the hub said so earlier; {why}).")
     if commit is not None and (repo.root / "snapshots" / commit).is_dir():
@@ -657,6 +686,12 @@ def _from_cache_only(repo: RepoCache, target: _Target, why: str) -> str:
         f"cannot find {name!r} of {target.repo_id!r} (revision {rev!r}) in the cache at "
         f"{repo.cache_dir}, and {why}. Download it once with the hub reachable, or point "
         f"HF_HUB_CACHE at a cache that has it.")
+
+
+def _known_absent(repo: RepoCache, target: _Target) -> bool:
+    """True when the cache holds the hub's earlier 404 for this file (a .no_exist marker)."""
+    commit = repo.commit_for(target.revision)
+    return commit is not None and repo.no_exist(commit, target.filename).exists()
 
 
 def _remember_missing(repo: RepoCache, target: _Target, resp_commit: Optional[str]) -> None:
@@ -684,6 +719,11 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
             return cached
         if not isinstance(exc, _TRANSIENT):
             raise
+        if _known_absent(repo, target):  # as transformers: a remembered 404 needs no hub
+            raise EntryNotFoundError(
+                f"file {target.filename!r} does not exist in {target.repo_id!r} at revision "
+                f"{target.revision!r} (the hub said so earlier; it cannot be reached now: "
+                f"{exc})") from exc
     try:  # nothing cached: now it is worth waiting for the hub
         return _fetch_metadata(session, target, tries=RETRIES)
     except _TRANSIENT as exc:

@@ -54,19 +54,31 @@ _UNSET = object()  # "argument not given", where None is a meaningful value (top
 
 # ==================================================================== loading and caching
 
-@functools.lru_cache(maxsize=8)
-def _load(kind: str, name: str, revision: Optional[str], _stamp=None):
-    """Load a model class (by its name in modeling.py) or the tokenizer, once per process.
+# Models and tokenizers are cached apart, each with its own bound, so a pipeline never
+# evicts itself or another task's model: one model per task fits with a spare, and the
+# tokenizer of a repo is shared by its tasks (fill-mask and feature-extraction on roberta-base).
+MODEL_CACHE_SIZE = 6      # roberta-base is ~500 MB of float32 weights, roberta-large ~1.4 GB
+TOKENIZER_CACHE_SIZE = 8  # ~30 MB each (vocab and merge tables as Python dicts)
+
+
+@functools.lru_cache(maxsize=MODEL_CACHE_SIZE)
+def _load_model(model_class: str, name: str, revision: Optional[str], _stamp=None):
+    """`modeling.<model_class>.from_pretrained(name)`, once per process (LRU).
 
     `_stamp` only makes the cache key: a local folder's newest file time, so a model saved
     again into the same folder is loaded again.
     """
-    kwargs = {} if revision is None else {"revision": revision}
-    if kind == "tokenizer":
-        from .tokenizer import RobertaTokenizer
-        return RobertaTokenizer.from_pretrained(name, **kwargs)
     from . import modeling
-    return getattr(modeling, kind).from_pretrained(name, **kwargs)
+    kwargs = {} if revision is None else {"revision": revision}
+    return getattr(modeling, model_class).from_pretrained(name, **kwargs)
+
+
+@functools.lru_cache(maxsize=TOKENIZER_CACHE_SIZE)
+def _load_tokenizer(name: str, revision: Optional[str], _stamp=None):
+    """`RobertaTokenizer.from_pretrained(name)`, once per process (LRU); `_stamp` as above."""
+    from .tokenizer import RobertaTokenizer
+    kwargs = {} if revision is None else {"revision": revision}
+    return RobertaTokenizer.from_pretrained(name, **kwargs)
 
 
 def _cache_key(name):
@@ -83,24 +95,33 @@ def _cache_key(name):
 
 
 def load_model(model_class: str, name, revision: Optional[str] = None):
-    """`model_class.from_pretrained(name)`, reused while the process lives (8 entries, LRU).
+    """`model_class.from_pretrained(name)`, reused while the process lives.
+
+    The last MODEL_CACHE_SIZE models are kept (least recently used goes first); tokenizers
+    have a cache of their own, so they never push a model out.
 
     >>> load_model("RobertaForMaskedLM", "FacebookAI/roberta-base")  # doctest: +SKIP
     RobertaForMaskedLM(12 layers, hidden 768, 12 heads, ffn 3072, vocab 50265, gelu)
     """
     key, stamp = _cache_key(name)
-    return _load(model_class, key, revision, stamp)
+    return _load_model(model_class, key, revision, stamp)
 
 
 def load_tokenizer(name, revision: Optional[str] = None):
-    """`RobertaTokenizer.from_pretrained(name)`, reused while the process lives."""
+    """`RobertaTokenizer.from_pretrained(name)`, reused while the process lives (the last
+    TOKENIZER_CACHE_SIZE are kept).
+
+    >>> load_tokenizer("FacebookAI/roberta-base")  # doctest: +SKIP
+    RobertaTokenizer(vocab_size=50265, model_max_length=512, add_prefix_space=False, ...)
+    """
     key, stamp = _cache_key(name)
-    return _load("tokenizer", key, revision, stamp)
+    return _load_tokenizer(key, revision, stamp)
 
 
 def clear_cache() -> None:
     """Forget every loaded model and tokenizer (the next call loads them again)."""
-    _load.cache_clear()
+    _load_model.cache_clear()
+    _load_tokenizer.cache_clear()
 
 
 def _is_name(obj) -> bool:
@@ -154,16 +175,37 @@ def max_model_tokens(config) -> int:
     """How many tokens the position table holds: 514 rows - (pad id + 1) = 512 for roberta-base.
 
     Quirk: RoBERTa's positions start at pad_token_id + 1, so two rows are never used.
+
+    >>> from minirobera.config import RobertaConfig
+    >>> max_model_tokens(RobertaConfig())
+    512
     """
     return config.max_position_embeddings - config.pad_token_id - 1
 
 
+class InputTooLongError(ValueError):
+    """A tokenized input is longer than the model's position table.
+
+    `length` and `limit` are kept so a caller (the command line) can word its own advice.
+    """
+
+    def __init__(self, length: int, limit: int, hint: str):
+        super().__init__(f"an input is {length} tokens long but the model takes at most {limit} "
+                         f"(its position table has room for {limit}); {hint}")
+        self.length, self.limit = length, limit
+
+
 def check_lengths(lengths: Sequence[int], limit: int, hint: str) -> None:
-    """ValueError when a tokenized input is longer than the model takes."""
+    """InputTooLongError (a ValueError) when a tokenized input is longer than the model takes.
+
+    >>> check_lengths([3, 7], limit=5, hint="pass truncation=True")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minirobera.pipelines.InputTooLongError: an input is 7 tokens long ...; pass truncation=True
+    """
     longest = max(lengths, default=0)
     if longest > limit:
-        raise ValueError(f"an input is {longest} tokens long but the model takes at most {limit} "
-                         f"(its position table has room for {limit}); {hint}")
+        raise InputTooLongError(longest, limit, hint)
 
 
 # ==================================================================== small helpers
@@ -272,6 +314,7 @@ class Pipeline:
     # -------------------------------------------------------------- shared steps
     @property
     def max_tokens(self) -> int:
+        """The longest input the model takes, special tokens included (512 for roberta-base)."""
         return max_model_tokens(self.model.config)
 
     def _forward(self, id_lists: Sequence[Sequence[int]], take, hint: str) -> list:
@@ -308,6 +351,13 @@ def resolve_targets(tokenizer, targets) -> np.ndarray:
 
     Quirk (as transformers): " Paris" is not a vocabulary entry ("ĠParis" is), so it is
     tokenized and its first token used, with a warning; duplicates collapse.
+
+    With a toy vocabulary that has "ab" but not "Ġab", " ab" falls back to its first token 'Ġ':
+
+    >>> from minirobera.tokenizer import RobertaTokenizer, _tiny
+    >>> tok = RobertaTokenizer(*_tiny())
+    >>> resolve_targets(tok, ["ab", " ab", "ab"]).tolist(), tok.convert_ids_to_tokens(225)
+    ([225, 261], 'Ġ')
     """
     if isinstance(targets, str):
         targets = [targets]
@@ -336,6 +386,15 @@ def fill_mask_predictions(logits, ids, mask_positions, tokenizer, top_k, target_
     """The top-k fillers of each `<mask>` of one text: one list of dicts per mask.
 
     `logits` [M,V] are the MLM logits at the M mask positions of `ids`.
+
+    >>> from minirobera.tokenizer import RobertaTokenizer, _tiny
+    >>> tok = RobertaTokenizer(*_tiny())
+    >>> ids = tok("ab <mask>")["input_ids"]  # [<s>, ab, <mask>, </s>]: the mask is at 2
+    >>> logits = np.zeros((1, len(tok)), np.float32)
+    >>> logits[0, 261] = 5.0  # the model likes "ab"
+    >>> best = fill_mask_predictions(logits, ids, [2], tok, top_k=1)
+    >>> [(p["token"], p["token_str"], p["sequence"], round(p["score"], 3)) for p in best]
+    [(261, 'ab', 'abab', 0.363)]
     """
     probs = softmax(np.asarray(logits, dtype=np.float32))  # over the whole vocabulary
     if target_ids is not None:
@@ -380,15 +439,17 @@ class FillMaskPipeline(Pipeline):
             return result[0]  # transformers unwraps a list of one text
         return result
 
+    def _check_options(self, options):
+        # As transformers: an option given as None counts as not given, so top_k=None keeps
+        # the pipeline's top_k (or 5) and targets=None keeps its targets.
+        return {k: v for k, v in super()._check_options(options).items() if v is not None}
+
     def _run(self, texts, opts):
         tok = self.tokenizer
         if tok.mask_token_id is None:
             raise ValueError("the tokenizer has no mask token, so fill-mask cannot run")
-        top_k = _check_top_k(opts["top_k"])
         target_ids = None if opts["targets"] is None else resolve_targets(tok, opts["targets"])
-        if target_ids is not None:
-            top_k = min(top_k, len(target_ids))
-        top_k = min(top_k, self.model.config.vocab_size)
+        top_k = fill_mask_top_k(opts["top_k"], self.model.config.vocab_size, target_ids)
         kwargs = dict(opts["tokenizer_kwargs"] or {})
         id_lists = [list(self._tokenize(t, "text", **kwargs)["input_ids"]) for t in texts]
         masks = [self._mask_positions(ids, text) for ids, text in zip(id_lists, texts)]
@@ -408,7 +469,35 @@ class FillMaskPipeline(Pipeline):
         return positions
 
 
+def fill_mask_top_k(top_k, vocab_size: int, target_ids=None) -> int:
+    """How many predictions per mask, checked as transformers' fill-mask behaves.
+
+    0 gives no predictions (an empty list per mask); with targets, top_k is capped at their
+    number. Where transformers crashes inside torch.topk (a negative top_k, or more than the
+    vocabulary without targets), this gives a ValueError that says so.
+
+    >>> fill_mask_top_k(0, 50265), fill_mask_top_k(9, 50265, target_ids=np.array([7, 8]))
+    (0, 2)
+    >>> fill_mask_top_k(50266, 50265)
+    Traceback (most recent call last):
+    ...
+    ValueError: top_k=50266 is more than the 50265 tokens of the vocabulary; use at most 50265
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"top_k must be an integer, got {type(top_k).__name__}: {top_k!r}")
+    top_k = int(top_k)
+    if top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 gives no predictions), got {top_k}")
+    if target_ids is not None:
+        return min(top_k, len(target_ids))  # transformers caps top_k at the targets
+    if top_k > vocab_size:
+        raise ValueError(f"top_k={top_k} is more than the {vocab_size} tokens of the "
+                         f"vocabulary; use at most {vocab_size}")
+    return top_k
+
+
 def _check_top_k(top_k) -> int:
+    """Question answering's rule (transformers 4): top_k >= 1."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
     return top_k
@@ -484,8 +573,12 @@ class TextClassificationPipeline(Pipeline):
     def _run(self, inputs, opts):
         legacy = opts["top_k"] is _UNSET
         top_k = 1 if legacy else opts["top_k"]
-        if top_k is not None:
-            _check_top_k(top_k)
+        # 0 gives no labels, as transformers. (A negative top_k there slices the sorted
+        # labels from the end, an accident; it is refused here.)
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int)
+                                  or top_k < 0):
+            raise ValueError(f"top_k must be None (every label), 0 or a positive integer, "
+                             f"got {top_k!r}")
         function = self._function(opts["function_to_apply"])
         kwargs = {k: opts[k] for k in ("truncation", "max_length") if opts[k] is not None}
         id_lists = [list(self._encode(x, kwargs)["input_ids"]) for x in inputs]
@@ -590,7 +683,17 @@ def word_entity(tokens: List[Token], strategy: str, id2label) -> dict:
 
 
 def word_entities(tokens: List[Token], strategy: str, id2label) -> List[dict]:
-    """Group tokens into words (see `is_subword`), one entity per word."""
+    """Group tokens into words (see `is_subword`), one entity per word.
+
+    "ĠBer" + "lin" are one word; "first" takes the label of its first token:
+
+    >>> p = lambda *s: np.array(s, np.float32)  # scores over the labels O, LOC
+    >>> tokens = [Token(1, "Ġin", p(.9, .1), 0, 2, False),
+    ...           Token(2, "ĠBer", p(.2, .8), 3, 6, False), Token(3, "lin", p(.7, .3), 6, 9, True)]
+    >>> [(e["entity"], e["word"], e["start"], e["end"])
+    ...  for e in word_entities(tokens, "first", {0: "O", 1: "LOC"})]
+    [('O', ' in', 0, 2), ('LOC', ' Berlin', 3, 9)]
+    """
     words, current = [], []
     for t in tokens:
         if current and not t.is_subword:
@@ -614,7 +717,17 @@ def split_tag(label: str):
 
 
 def group_entities(entities: List[dict]) -> List[dict]:
-    """Merge neighbours with the same tag into `entity_group`s; a B- tag starts a new group."""
+    """Merge neighbours with the same tag into `entity_group`s; a B- tag starts a new group.
+
+    >>> tagged = [("B-PER", "ĠAngela", 0, 6), ("I-PER", "ĠMerkel", 7, 13),
+    ...           ("B-PER", "ĠOlaf", 18, 22), ("O", "Ġmet", 14, 17)]
+    >>> for g in group_entities([{"entity": t, "score": 0.5, "word": w, "start": a, "end": b}
+    ...                          for t, w, a, b in tagged]):
+    ...     print(g["entity_group"], repr(g["word"]), g["start"], g["end"])
+    PER ' Angela Merkel' 0 13
+    PER ' Olaf' 18 22
+    O ' met' 14 17
+    """
     groups, current = [], []
     for entity in entities:
         bi, tag = split_tag(entity["entity"])
@@ -649,7 +762,13 @@ def aggregate(tokens: List[Token], strategy: str, id2label, ignore_labels) -> Li
 
 
 def merge_overlapping(entities: List[dict]) -> List[dict]:
-    """Entities from overlapping windows (stride): keep the longer, then higher-scoring one."""
+    """Entities from overlapping windows (stride): keep the longer, then higher-scoring one.
+
+    >>> seen = [{"start": 0, "end": 6, "score": 0.9}, {"start": 3, "end": 12, "score": 0.5},
+    ...         {"start": 20, "end": 25, "score": 0.7}]
+    >>> [(e["start"], e["end"]) for e in merge_overlapping(seen)]
+    [(3, 12), (20, 25)]
+    """
     if not entities:
         return entities
     entities = sorted(entities, key=lambda e: e["start"])
@@ -677,7 +796,14 @@ class Window(NamedTuple):
 
 
 def encoding_windows(enc) -> List[Window]:
-    """A tokenizer output -> its rows as `Window`s (several with return_overflowing_tokens)."""
+    """A tokenizer output -> its rows as `Window`s (several with return_overflowing_tokens).
+
+    >>> from minirobera.tokenizer import RobertaTokenizer, _tiny
+    >>> enc = RobertaTokenizer(*_tiny())("ab b", return_offsets_mapping=True)
+    >>> [window] = encoding_windows(enc)
+    >>> window.ids, window.offsets, window.word_ids
+    ([0, 261, 225, 70, 2], [(0, 0), (0, 2), (3, 3), (3, 4), (0, 0)], [None, 0, 1, 1, None])
+    """
     ids = enc["input_ids"]
     rows = ids if ids and isinstance(ids[0], (list, tuple)) else [ids]
     offsets = enc["offset_mapping"] if rows is ids else [enc["offset_mapping"]]
@@ -784,7 +910,16 @@ def decode_spans(start, end, top_k, max_answer_len, allowed):
 
 
 def span_probabilities(start_logits, end_logits, allowed):
-    """Softmax of start and end logits with disallowed tokens at -10000 (float32)."""
+    """Softmax of start and end logits with disallowed tokens at -10000 (float32).
+
+    The question's tokens are not allowed, so they get (next to) no probability:
+
+    >>> allowed = np.array([True, False, True, True])  # <s>, a question token, the context
+    >>> start, end = span_probabilities(np.array([0.0, 9.0, 1.0, 2.0], np.float32),
+    ...                                 np.zeros(4, np.float32), allowed)
+    >>> [round(float(x), 3) for x in start], [round(float(x), 3) for x in end]
+    ([0.09, 0.0, 0.245, 0.665], [0.333, 0.0, 0.333, 0.333])
+    """
     start = np.where(allowed, start_logits, np.float32(-10000.0)).astype(np.float32)
     end = np.where(allowed, end_logits, np.float32(-10000.0)).astype(np.float32)
     return softmax(start), softmax(end)
@@ -815,7 +950,23 @@ def context_word_chars(window: Window, word: Optional[int]):
 
 
 def qa_answers(windows, starts, ends, context, opts, cls_id=0):
-    """All windows of one example -> transformers 4's answer dict or list of dicts."""
+    """All windows of one example -> transformers 4's answer dict or list of dicts.
+
+    One window "<s> Where? </s></s> I live in Berlin </s>" whose logits point at "ĠBerlin"
+    (token 7); the answer's characters come from the offsets:
+
+    >>> context = "I live in Berlin"
+    >>> window = Window(ids=[0, 50, 2, 2, 51, 52, 53, 54, 2],
+    ...     offsets=[(0, 0), (0, 6), (0, 0), (0, 0), (0, 1), (2, 6), (7, 9), (10, 16), (0, 0)],
+    ...     word_ids=[None, 0, None, None, 0, 1, 2, 3, None],
+    ...     sequence_ids=[None, 0, None, None, 1, 1, 1, 1, None])
+    >>> logits = np.array([0, 0, 0, 0, 1, 0, 2, 6, 0], np.float32)
+    >>> opts = {"top_k": 1, "handle_impossible_answer": False, "max_answer_len": 15,
+    ...         "align_to_words": True}
+    >>> answer = qa_answers([window], [logits], [logits], context, opts)
+    >>> answer["answer"], answer["start"], answer["end"], round(answer["score"], 3)
+    ('Berlin', 10, 16, 0.943)
+    """
     top_k, impossible = opts["top_k"], opts["handle_impossible_answer"]
     pre_top_k = top_k * 2 + 10 if opts["align_to_words"] else top_k  # some merge below
     min_null_score, answers = 1000000.0, []

@@ -330,6 +330,10 @@ class RobertaTokenizer:
         self.bpe = BytePairEncoder(vocab, _bpe.parse_merges(merges))
         self.add_prefix_space, self.trim_offsets = bool(add_prefix_space), bool(trim_offsets)
         self.model_max_length = int(model_max_length)
+        for name, side in (("Padding", padding_side), ("Truncation", truncation_side)):
+            if side not in ("right", "left"):  # transformers' check and message
+                raise ValueError(f"{name} side should be selected between 'right' and 'left', "
+                                 f"current value: {side}")
         self.padding_side, self.truncation_side = padding_side, truncation_side
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self._special = {}  # role -> AddedToken
@@ -386,10 +390,20 @@ class RobertaTokenizer:
 
     @property
     def all_special_ids(self) -> List[int]:
+        """The ids of all_special_tokens, in the same order.
+
+        >>> RobertaTokenizer(*_tiny()).all_special_ids  # <s> </s> <unk> <pad> <mask>
+        [0, 2, 3, 1, 4]
+        """
         return [self._added_ids[t] for t in self.all_special_tokens]
 
     @property
     def special_tokens_map(self) -> Dict[str, str]:
+        """{role: token string}, e.g. "mask_token": "<mask>" (sep and eos are both "</s>").
+
+        >>> RobertaTokenizer(*_tiny()).special_tokens_map["mask_token"]
+        '<mask>'
+        """
         return {role: t.content for role, t in self._special.items()}
 
     # -- vocabulary ----------------------------------------------------------------------
@@ -403,10 +417,20 @@ class RobertaTokenizer:
         return len(self.get_vocab())
 
     def get_vocab(self) -> Dict[str, int]:
+        """{token string: id} for the whole vocabulary, special tokens included.
+
+        >>> vocab = RobertaTokenizer(*_tiny()).get_vocab()
+        >>> vocab["<mask>"], vocab["ab"], len(vocab)  # 5 specials + 256 byte symbols + "ab"
+        (4, 261, 262)
+        """
         return {**self.bpe.encoder, **self._added_ids}
 
     def convert_tokens_to_ids(self, tokens):
-        """Token string(s) -> id(s); an unknown token gives unk_token_id."""
+        """Token string(s) -> id(s); an unknown token gives unk_token_id.
+
+        >>> RobertaTokenizer(*_tiny()).convert_tokens_to_ids(["ab", "<mask>", "zz"])  # zz: <unk>
+        [261, 4, 3]
+        """
         if tokens is None:
             return None
         if isinstance(tokens, str):
@@ -419,7 +443,11 @@ class RobertaTokenizer:
         return self.bpe.encoder.get(token, self.unk_token_id)
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
-        """Id(s) -> token string(s); an id outside the vocab gives None (like the reference)."""
+        """Id(s) -> token string(s); an id outside the vocab gives None (like the reference).
+
+        >>> RobertaTokenizer(*_tiny()).convert_ids_to_tokens([0, 261, 225, 2])
+        ['<s>', 'ab', 'Ġ', '</s>']
+        """
         ids = _to_list(ids)
         if isinstance(ids, int):
             return self._id_to_token(ids)
@@ -560,10 +588,20 @@ class RobertaTokenizer:
     # -- the template and truncation --------------------------------------------------------
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """How many tokens the template adds: 2 for `<s> A </s>`, 4 for `<s> A </s></s> B </s>`.
+
+        >>> tok = RobertaTokenizer(*_tiny())
+        >>> tok.num_special_tokens_to_add(), tok.num_special_tokens_to_add(pair=True)
+        (2, 4)
+        """
         return 4 if pair else 2
 
     def build_inputs_with_special_tokens(self, token_ids_0, token_ids_1=None) -> List[int]:
-        """`<s> A </s>` or `<s> A </s></s> B </s>`."""
+        """`<s> A </s>` or `<s> A </s></s> B </s>`.
+
+        >>> RobertaTokenizer(*_tiny()).build_inputs_with_special_tokens([261], [70])
+        [0, 261, 2, 2, 70, 2]
+        """
         cls, sep = [self.cls_token_id], [self.sep_token_id]
         if token_ids_1 is None:
             return cls + list(token_ids_0) + sep
@@ -575,6 +613,12 @@ class RobertaTokenizer:
 
         With already_has_special_tokens, marks every id that is a special token. (Without it,
         transformers 5 raises NotImplementedError; this gives the template mask, as v4 did.)
+
+        >>> tok = RobertaTokenizer(*_tiny())
+        >>> tok.get_special_tokens_mask([261], [70])  # <s> ab </s></s> b </s>
+        [1, 0, 1, 1, 0, 1]
+        >>> tok.get_special_tokens_mask([0, 261, 4, 2], already_has_special_tokens=True)
+        [1, 0, 1, 1]
         """
         if already_has_special_tokens:
             if token_ids_1 is not None:
@@ -879,6 +923,11 @@ class RobertaTokenizer:
         return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
 
     def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Token strings -> text: each byte symbol back to its byte, then UTF-8 ('Ġ' is a space).
+
+        >>> RobertaTokenizer(*_tiny()).convert_tokens_to_string(["ab", "Ġ", "Ã©"])
+        'ab é'
+        """
         return tokens_to_bytes(tokens).decode("utf-8", errors="replace")
 
     # -- teaching ------------------------------------------------------------------------------
@@ -914,7 +963,18 @@ class RobertaTokenizer:
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "RobertaTokenizer":
         """Load from a folder or hub repo: vocab.json + merges.txt, or tokenizer.json, plus
-        tokenizer_config.json / special_tokens_map.json when present. kwargs override them."""
+        tokenizer_config.json / special_tokens_map.json when present. kwargs override them;
+        `revision`, `token` and `local_files_only` go to the hub (minirobera.hub.cached_file).
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = RobertaTokenizer(*_tiny()).save_pretrained(folder)
+        ...     RobertaTokenizer.from_pretrained(folder, model_max_length=8).model_max_length
+        8
+        >>> RobertaTokenizer.from_pretrained("FacebookAI/roberta-base")("Hello world")["input_ids"]
+        ... # doctest: +SKIP
+        [0, 31414, 232, 2]
+        """
         from .hub import cached_file
         hub_args = {k: kwargs.pop(k) for k in ("revision", "token", "local_files_only") if k in kwargs}
 

@@ -71,7 +71,7 @@ def test_fill_mask_table(tiny):
 def test_stdin_one_input_per_line_as_json(tiny):
     texts = ["Hello <mask>.", "The <mask> of <mask>.", "A <mask> day"]
     done = run_cli("fill-mask", "--model", tiny("mlm"), "--top-k", "2", "--json",
-                   "--targets", "\u0120Paris", "\u0120day", "\u0120world",
+                   "--targets", "\u0120Paris", "--targets", "\u0120day", "--target", "\u0120world",
                    stdin="\n".join(texts[:2]) + "\n\n" + texts[2] + "\n")
     assert done.returncode == 0, done.stderr
     expected = pipeline("fill-mask", tiny("mlm"))(texts, top_k=2,
@@ -80,23 +80,28 @@ def test_stdin_one_input_per_line_as_json(tiny):
     assert json_lines(done.stdout) == json.loads(json.dumps(expected))
 
 
-@pytest.mark.parametrize("args,code,message,one_line", [
-    (["fill-mask", "Hello world", "--model", "{mlm}"], 2, "No mask_token (<mask>) found", True),
-    (["fill-mask", "--model", "{mlm}"], 2, "stdin was empty", True),
-    (["fill-mask", "a <mask>", "--model", "{empty}"], 1, "not found", True),
-    # argparse's own errors: usage first, then the one-line message
-    (["fill-mask", "a <mask>", "--top-k", "many"], 2, "invalid int value", False),
-    (["translate", "x"], 2, "invalid choice", False),
-    ([], 2, "required", False),
-], ids=["no-mask", "empty-stdin", "no-checkpoint", "bad-int", "bad-command", "no-command"])
-def test_exit_codes_and_one_line_errors(args, code, message, one_line, tiny, tmp_path):
+@pytest.mark.parametrize("args,code,prefix,message", [
+    (["fill-mask", "Hello world", "--model", "{mlm}"], 2, "minirobera fill-mask",
+     "No mask_token (<mask>) found"),
+    (["fill-mask", "--model", "{mlm}"], 2, "minirobera fill-mask", "stdin was empty"),
+    (["fill-mask", "a <mask>", "--model", "{empty}"], 1, "minirobera fill-mask", "not found"),
+    # argparse's own errors: one line too (no usage block), exit code 2
+    (["fill-mask", "a <mask>", "--top-k", "many"], 2, "minirobera fill-mask",
+     "argument --top-k: invalid int value: 'many' (see minirobera fill-mask --help)"),
+    (["translate", "x"], 2, "minirobera", "invalid choice: 'translate'"),
+    ([], 2, "minirobera", "the following arguments are required: COMMAND"),
+    (["qa", "--context", "x"], 2, "minirobera qa", "required: --question"),
+    (["fill-mask", "a <mask>", "--bogus"], 2, "minirobera fill-mask",
+     "unrecognized arguments: --bogus (see minirobera fill-mask --help)"),
+], ids=["no-mask", "empty-stdin", "no-checkpoint", "bad-int", "bad-command", "no-command",
+        "missing-required", "unknown-flag"])
+def test_exit_codes_and_one_line_errors(args, code, prefix, message, tiny, tmp_path):
     args = [a.format(mlm=tiny("mlm"), empty=tmp_path) for a in args]
     done = run_cli(*args, stdin="")
     assert done.returncode == code, (done.stdout, done.stderr)
     assert message in done.stderr and "Traceback" not in done.stderr
-    if one_line:
-        assert len(done.stderr.splitlines()) == 1, done.stderr
-        assert done.stderr.startswith(f"minirobera {args[0]}: error: ")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"{prefix}: error: "), done.stderr
 
 
 def test_the_command_line_never_imports_the_reference():
@@ -167,9 +172,54 @@ def test_embed(tiny):
     assert "4 tokens x 16 dimensions" in out
 
 
+def test_targets_flag_does_not_swallow_the_text(tiny, capsys):
+    code, out, err = call("fill-mask", "--targets", " Paris", "Hello <mask>", "--targets",
+                          " London", "--json", "--model", tiny("mlm"))
+    assert code == 0, err
+    expected = pipeline("fill-mask", tiny("mlm"))("Hello <mask>", targets=[" Paris", " London"])
+    assert json_lines(out) == [expected]
+    assert call("fill-mask", "--help")[0] == 0  # argparse prints help to sys.stdout
+    assert "repeat the flag for more" in " ".join(capsys.readouterr().out.split())
+
+
+def test_argparse_errors_in_process_go_to_the_given_stderr(tiny):
+    code, out, err = call("fill-mask", "a <mask>", "--top-k", "abc")
+    assert (code, out) == (2, "")
+    assert err == ("minirobera fill-mask: error: argument --top-k: invalid int value: 'abc' "
+                   "(see minirobera fill-mask --help)\n")
+
+
+@pytest.mark.parametrize("command,flags,extra", [
+    ("fill-mask", ["--model", "{mlm}"], "; the <mask> must be among the kept tokens"),
+    ("classify", ["--model", "{sentiment}"], ""),
+    ("embed", ["--model", "{base}"], ""),
+])
+def test_too_long_points_at_truncate(command, flags, extra, tiny):
+    flags = [f.format(mlm=tiny("mlm"), sentiment=tiny("sentiment"), base=tiny("base"))
+             for f in flags]
+    code, _, err = call(command, "word " * 600 + "<mask>.", *flags)
+    assert code == 2
+    assert err == (f"minirobera {command}: error: an input is 604 tokens long but the model "
+                   f"takes at most 512; pass --truncate to keep the first 512 tokens{extra}\n")
+    assert "tokenizer_kwargs" not in err and "truncation=True" not in err
+    code, out, err = call(command, "word " * 600 + "<mask>.", "--truncate", "--json", *flags)
+    if command == "fill-mask":  # the <mask> at the end is cut away: transformers' error
+        assert code == 2 and "No mask_token" in err
+    else:
+        assert code == 0 and len(json_lines(out)) == 1
+
+
+def test_top_k_zero_prints_no_predictions(tiny):
+    code, out, _ = call("fill-mask", "Hello <mask>.", "--top-k", "0", "--model", tiny("mlm"))
+    assert code == 0 and out.splitlines() == ["Hello <mask>.", "  (no predictions)"]
+    code, out, _ = call("fill-mask", "Hello <mask>.", "--top-k", "0", "--json",
+                        "--model", tiny("mlm"))
+    assert json_lines(out) == [[]]
+
+
 def test_bad_option_values_exit_2(tiny):
-    code, _, err = call("fill-mask", "a <mask>", "--top-k", "0", "--model", tiny("mlm"))
-    assert code == 2 and err.startswith("minirobera fill-mask: error: top_k must be")
+    code, _, err = call("fill-mask", "a <mask>", "--top-k", "-1", "--model", tiny("mlm"))
+    assert code == 2 and err.startswith("minirobera fill-mask: error: top_k must be >= 0")
     code, _, err = call("qa", "-q", "Who?", "--model", tiny("qa"))
     assert code == 2 and "stdin was empty" in err
     code, _, err = call("ner", "x", "--aggregation", "none", "--stride", "4",

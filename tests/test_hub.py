@@ -291,6 +291,12 @@ def test_missing_file_404_and_required_false(hub_server, monkeypatch, tmp_path):
     assert hub.cached_file(REPO, "missing.json", required=False) is None
     with pytest.raises(hub.EntryNotFoundError, match="does not exist"):
         hub.cached_file(REPO, "missing.json")
+    # ...and so it does when the hub cannot be reached (transformers reads .no_exist then too)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
+    assert hub.cached_file(REPO, "missing.json", required=False) is None
+    with pytest.raises(hub.EntryNotFoundError, match="said so earlier; it cannot be reached now"):
+        hub.cached_file(REPO, "missing.json")
 
 
 def test_missing_repo_and_revision(hub_server):

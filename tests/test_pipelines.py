@@ -19,6 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # tiny_models.py is a plain helper beside us
 from tiny_models import PRESETS, build_preset, tiny_config  # noqa: E402
 
+from minirobera import pipelines  # noqa: E402
 from minirobera.pipelines import length_batches, pipeline  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pipelines"
@@ -163,6 +164,33 @@ def test_models_are_loaded_once(tiny):
     assert first.model is second.model and first.tokenizer is second.tokenizer
 
 
+def test_five_tasks_in_turn_do_not_reload_the_first(tiny, monkeypatch):
+    """Each pipeline holds a model and a tokenizer; using every task once must keep them all
+    (a single cache of 8 shared by models and tokenizers dropped the first after four)."""
+    from minirobera import modeling, tokenizer
+
+    loads = []
+    for cls in (modeling.RobertaForMaskedLM, tokenizer.RobertaTokenizer):
+        original = cls.from_pretrained.__func__
+        monkeypatch.setattr(cls, "from_pretrained", classmethod(
+            lambda c, name, _f=original, **kw: loads.append((c.__name__, str(name)))
+            or _f(c, name, **kw)))
+    pipelines.clear_cache()
+    tasks = [("fill-mask", "mlm"), ("text-classification", "sentiment"),
+             ("token-classification", "ner"), ("question-answering", "qa"),
+             ("feature-extraction", "base")]
+    first = pipeline("fill-mask", tiny("mlm"))
+    for task, model in tasks[1:]:
+        pipeline(task, tiny(model))
+    again = pipeline("fill-mask", tiny("mlm"))
+    assert again.model is first.model and again.tokenizer is first.tokenizer
+    mlm = str(tiny("mlm"))
+    assert loads.count(("RobertaForMaskedLM", mlm)) == 1
+    assert loads.count(("RobertaTokenizer", mlm)) == 1
+    info = pipelines._load_model.cache_info()
+    assert info.currsize == 5 and info.maxsize == pipelines.MODEL_CACHE_SIZE >= 5
+
+
 def test_a_folder_saved_again_is_loaded_again(tiny, tmp_path, roberta_base_dir):
     folder = build_preset("mlm", tmp_path / "m", roberta_base_dir)
     first = pipeline("fill-mask", model=folder).model
@@ -196,6 +224,39 @@ def test_shortcuts(tiny):
     assert np.array(feature_extraction("Hi", model=tiny("base"))).shape == (1, 3, 16)
 
 
+# transformers 5.24 on these inputs (test_top_k_edges_live checks each one in-process):
+# top_k=0 gives an empty list per mask; with targets, top_k is capped at their number;
+# None (at call time) means "not given", so the pipeline's own top_k / targets stay.
+def test_fill_mask_top_k_zero_gives_empty_lists(tiny):
+    pipe = pipeline("fill-mask", tiny("mlm"))
+    assert pipe("Hello <mask>.", top_k=0) == []
+    assert pipe("The <mask> of <mask>.", top_k=0) == [[], []]
+    assert pipe(["Hello <mask>.", "a <mask>"], top_k=0) == [[], []]
+    assert pipe("Hello <mask>.", top_k=0, targets=[" Paris", " London"]) == []
+    assert pipeline("fill-mask", tiny("mlm"), top_k=0)("Hello <mask>.") == []
+
+
+def test_fill_mask_top_k_is_capped_by_targets_not_by_the_vocabulary(tiny):
+    pipe = pipeline("fill-mask", tiny("mlm"))
+    two = pipe("Hello <mask>.", top_k=3, targets=[" Paris", " London"])
+    assert sorted(p["token"] for p in two) == [928, 2201]  # ĠLondon, ĠParis
+    assert pipe("Hello <mask>.", top_k=100_000, targets=[" Paris"])[0]["token"] == 2201
+    assert pipelines.fill_mask_top_k(50265, 50265) == 50265  # the whole vocabulary is fine
+
+
+def test_fill_mask_none_keeps_the_pipeline_options(tiny):
+    pipe = pipeline("fill-mask", tiny("mlm"), top_k=2, targets=[" Paris", " London", " x"])
+    assert pipe("Hello <mask>.", top_k=None, targets=None) == pipe("Hello <mask>.")
+    assert len(pipe("Hello <mask>.", top_k=None)) == 2
+    assert len(pipeline("fill-mask", tiny("mlm"), top_k=None)("Hello <mask>.")) == 5
+
+
+def test_text_classification_top_k_zero_gives_no_labels(tiny):
+    pipe = pipeline("text-classification", tiny("sentiment"))
+    assert pipe("Great.", top_k=0) == []
+    assert pipe(["Great.", "Bad."], top_k=0) == [[], []]
+
+
 def test_many_masks_give_one_list_each(tiny):
     out = pipeline("fill-mask", model=tiny("mlm"))("<mask> " * 5 + "end", top_k=2)
     assert len(out) == 5 and all(len(row) == 2 for row in out)
@@ -217,8 +278,10 @@ def test_fill_mask_without_mask_names_the_token(tiny):
 def test_fill_mask_too_long_suggests_truncation(tiny):
     pipe = pipeline("fill-mask", tiny("mlm"))
     long_text = "word " * 600 + "<mask>."
-    expect(ValueError, r"604 tokens long but the model takes at most 512.*truncation", pipe,
-           long_text)
+    with pytest.raises(pipelines.InputTooLongError,
+                       match=r"604 tokens long but the model takes at most 512.*truncation") as e:
+        pipe(long_text)
+    assert isinstance(e.value, ValueError) and (e.value.length, e.value.limit) == (604, 512)
     # With truncation the <mask> at the end is cut away: transformers' error, ours too.
     expect(ValueError, "No mask_token", pipe, long_text, tokenizer_kwargs={"truncation": True})
 
@@ -242,13 +305,19 @@ def test_missing_model_folder_is_an_os_error(tmp_path):
 
 
 @pytest.mark.parametrize("task,model,inputs,options,error,match", [
-    ("fill-mask", "mlm", "a <mask>", {"top_k": 0}, ValueError, "top_k must be a positive"),
+    ("fill-mask", "mlm", "a <mask>", {"top_k": -1}, ValueError, r"top_k must be >= 0"),
+    ("fill-mask", "mlm", "a <mask>", {"top_k": 50266}, ValueError,
+     "top_k=50266 is more than the 50265 tokens of the vocabulary"),
+    ("fill-mask", "mlm", "a <mask>", {"top_k": 1.5}, TypeError, "top_k must be an integer"),
+    ("fill-mask", "mlm", "a <mask>", {"top_k": True}, TypeError, "top_k must be an integer"),
     ("fill-mask", "mlm", "a <mask>", {"targets": [""]}, ValueError, "none of the targets"),
     ("fill-mask", "mlm", "a <mask>", {"colour": 1}, TypeError, r"unexpected option.*colour"),
     ("fill-mask", "mlm", [], {}, ValueError, "empty list"),
     ("fill-mask", "mlm", 42, {}, TypeError, "must be a string"),
     ("text-classification", "sentiment", "x", {"function_to_apply": "relu"}, ValueError,
      "function_to_apply must be one of"),
+    ("text-classification", "sentiment", "x", {"top_k": -1}, ValueError,
+     "top_k must be None .every label., 0 or a positive integer"),
     ("text-classification", "sentiment", {"text": "a", "pair": "b"}, {}, ValueError,
      "'text' and 'text_pair'"),
     ("text-classification", "sentiment", [["a", "b"]], {}, ValueError, "text pairs"),
@@ -294,6 +363,46 @@ def test_unknown_task_and_wrong_model_class(tiny):
 
 
 # ============================================================================ live reference
+
+def test_top_k_edges_live(tiny):
+    """top_k edge cases against transformers in-process: equal results where it gives some,
+    a ValueError here where it crashes inside torch.topk."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    from tokenizers import AddedToken
+
+    folder = str(tiny("mlm"))
+    ref_tok = transformers.AutoTokenizer.from_pretrained(
+        folder, mask_token=AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False))
+    reference = transformers.pipeline("fill-mask", model=folder, tokenizer=ref_tok)
+    ours = pipeline("fill-mask", tiny("mlm"))
+    targets = [" Paris", " London"]
+    for inputs, options in [("Hello <mask>.", dict(top_k=0)),
+                            ("The <mask> of <mask>.", dict(top_k=0)),
+                            (["Hello <mask>.", "a <mask>"], dict(top_k=0)),
+                            ("Hello <mask>.", dict(top_k=0, targets=targets)),
+                            ("Hello <mask>.", dict(top_k=3, targets=targets)),
+                            ("Hello <mask>.", dict(top_k=100_000, targets=targets)),
+                            ("Hello <mask>.", dict(top_k=None))]:
+        expected = json.loads(json.dumps(reference(inputs, **options)))
+        assert_same(ours(inputs, **options), expected, f"{inputs!r} {options}")
+    for bad in (-1, 50266):
+        with pytest.raises(Exception):  # RuntimeError from torch.topk
+            reference("Hello <mask>.", top_k=bad)
+        with pytest.raises(ValueError, match="top_k"):
+            ours("Hello <mask>.", top_k=bad)
+    with_defaults = transformers.pipeline("fill-mask", model=folder, tokenizer=ref_tok, top_k=2,
+                                          targets=targets + [" x"])
+    mine = pipeline("fill-mask", tiny("mlm"), top_k=2, targets=targets + [" x"])
+    assert_same(mine("Hello <mask>.", top_k=None, targets=None),
+                json.loads(json.dumps(with_defaults("Hello <mask>.", top_k=None, targets=None))))
+    none_at_init = transformers.pipeline("fill-mask", model=folder, tokenizer=ref_tok, top_k=None)
+    assert_same(pipeline("fill-mask", tiny("mlm"), top_k=None)("Hello <mask>."),
+                json.loads(json.dumps(none_at_init("Hello <mask>."))))
+    classifier = transformers.pipeline("text-classification", model=str(tiny("sentiment")))
+    assert pipeline("text-classification", tiny("sentiment"))(["Great.", "Bad."], top_k=0) \
+        == classifier(["Great.", "Bad."], top_k=0) == [[], []]
+
 
 @pytest.mark.filterwarnings("ignore:Tokenizer does not support real words")
 def test_live_against_transformers(tiny):

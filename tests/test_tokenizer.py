@@ -362,6 +362,42 @@ def test_bad_options(tok, kwargs, match):
         tok("some text here", **kwargs)
 
 
+# transformers 5.24 raises exactly these in the constructor (test_bad_sides_like_transformers).
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(padding_side="middle"),
+     "Padding side should be selected between 'right' and 'left', current value: middle"),
+    (dict(truncation_side="middle"),
+     "Truncation side should be selected between 'right' and 'left', current value: middle"),
+    (dict(padding_side=None),
+     "Padding side should be selected between 'right' and 'left', current value: None"),
+    (dict(padding_side="LEFT"),
+     "Padding side should be selected between 'right' and 'left', current value: LEFT"),
+])
+def test_bad_sides_rejected_in_the_constructor(kwargs, message):
+    with pytest.raises(ValueError) as err:
+        RobertaTokenizer(*_tiny(), **kwargs)
+    assert str(err.value) == message
+
+
+def test_bad_side_in_tokenizer_config(tmp_path, roberta_base_dir):
+    folder = _linked_folder(tmp_path, roberta_base_dir, truncation_side="center")
+    with pytest.raises(ValueError, match="Truncation side should be selected between 'right' "
+                                         "and 'left', current value: center"):
+        RobertaTokenizer.from_pretrained(folder)
+
+
+def test_bad_sides_like_transformers(roberta_base_dir):
+    transformers = pytest.importorskip("transformers")
+    vocab, merges = (os.path.join(roberta_base_dir, n) for n in ("vocab.json", "merges.txt"))
+    for kwargs in (dict(padding_side="middle"), dict(truncation_side="middle"),
+                   dict(padding_side=None), dict(padding_side="LEFT")):
+        with pytest.raises(ValueError) as theirs:
+            transformers.RobertaTokenizer(vocab_file=vocab, merges_file=merges, **kwargs)
+        with pytest.raises(ValueError) as ours:
+            RobertaTokenizer(*_tiny(), **kwargs)
+        assert str(ours.value) == str(theirs.value)
+
+
 def test_pair_needs_room_for_four_specials(tok):
     with pytest.raises(ValueError, match="4 special tokens"):
         tok("a", "b", truncation=True, max_length=3)
