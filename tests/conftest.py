@@ -2,11 +2,13 @@
 
 import functools
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # plain helpers beside the tests: tiny_models, hub_server
 FIXTURES = REPO / "tests" / "fixtures"
 ROBERTA_BASE = "FacebookAI/roberta-base"
 
@@ -54,6 +56,26 @@ def roberta_base_dir():
         pytest.skip("real roberta-base vocab.json/merges.txt not found: put them in "
                     "../shared/roberta-base, set MINIROBERA_ROBERTA_BASE, or allow the hub")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, roberta_base_dir):
+    """tiny("ner") -> the folder (a str) of that tiny seeded checkpoint, built once per session.
+
+    The presets live in tests/tiny_models.py; their weights come from a seed, so no weight
+    files are committed.
+    """
+    from tiny_models import build_preset
+
+    root = tmp_path_factory.mktemp("tiny_models")
+
+    def get(name):
+        path = root / name
+        if not path.exists():
+            build_preset(name, path, roberta_base_dir)
+        return str(path)
+
+    return get
 
 
 def pytest_collection_modifyitems(config, items):

@@ -10,28 +10,13 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tiny_models.py is a plain helper beside us
-from tiny_models import build_preset  # noqa: E402
 
 from minirobera import cli  # noqa: E402
 from minirobera.pipelines import pipeline  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, roberta_base_dir):
-    root = tmp_path_factory.mktemp("cli_models")
-
-    def get(name):
-        path = root / name
-        if not path.exists():
-            build_preset(name, path, roberta_base_dir)
-        return str(path)
-
-    return get
 
 
 def run_cli(*args, stdin=""):

@@ -38,19 +38,6 @@ def all_cases():
             yield pytest.param(task, case, id=f"{task}/{case['id']}")
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory, roberta_base_dir):
-    """tiny("ner") -> the folder of that tiny checkpoint, built once per session."""
-    root = tmp_path_factory.mktemp("tiny_models")
-
-    def get(name):
-        path = root / name
-        if not path.exists():
-            build_preset(name, path, roberta_base_dir)
-        return path
-
-    return get
-
 
 def assert_same(actual, expected, where="output"):
     """Equal structure, keys in order, types, strings and ints; floats within SCORE_ATOL."""
@@ -159,7 +146,7 @@ def test_question_answering_batches_windows_of_many_examples(tiny):
 # ============================================================================ loading
 
 def test_models_are_loaded_once(tiny):
-    first = pipeline("fill-mask", model=tiny("mlm"))
+    first = pipeline("fill-mask", model=Path(tiny("mlm")))
     second = pipeline("fill-mask", model=str(tiny("mlm")))
     assert first.model is second.model and first.tokenizer is second.tokenizer
 
