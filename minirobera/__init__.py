@@ -12,6 +12,8 @@ Where to read what (each module's docstring says what it owns and what it leaves
     hub.py         the Hugging Face hub download client and its cache
     pipelines.py   fill-mask and the other task pipelines
     cli.py         the `minirobera` command line
+    pretraining.py dynamic masking and FULL-SENTENCES packing (RoBERTa's data recipe)
+    walkthrough.py set-up shared by the notebooks (checkpoint choice, vocab files)
 
 Names are imported lazily, so `import minirobera` stays cheap and never imports
 torch or transformers.

@@ -1,0 +1,668 @@
+"""The encoder's hot loops as Numba kernels, each beside its readable NumPy twin.
+
+What this file owns: the row-wise and elementwise work between the matrix multiplies of an
+encoder layer, fused so that each array is read once:
+
+    gelu_bias                  exact (erf) GELU of x + bias, in place
+    masked_softmax             softmax(scores * scale + mask) over the last axis, in place
+    bias_residual_layernorm    LayerNorm(x + bias + residual)
+    layer_norm                 LayerNorm(x)
+    embed_layernorm            LayerNorm(word[ids] + type[type_ids] + pos[pos_ids])
+    split_heads                [B,T,3D] fused QKV + bias -> q, k, v as [B,H,T,Dh]
+    merge_heads                [B,H,T,Dh] -> [B,T,D]
+    erf                        a vectorisable erf (float64 rational, |error| < 2e-8)
+
+What it leaves out: the matrix multiplies (NumPy's BLAS runs them near the CPU's peak; Numba
+cannot call BLAS without SciPy), and the model itself (layers.py decides what to call).
+
+One switch picks the implementation: the environment variable ``MINIROBERA_KERNELS=numba|numpy``
+read at import (default: numba when it is installed), or ``set_backend("numba"|"numpy")`` at
+run time; ``get_backend()`` says which is active. Both backends take the same arguments and
+agree to float32 rounding (tests/test_kernels.py holds them equal). Numba is imported and the
+kernels compiled only on the first call that needs them, and compiled code is cached on disk
+(``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
+
+Threads: the matrix multiplies already keep both cores busy through OpenBLAS, whose idle
+threads spin for a while after each call. The kernels therefore run on one thread by default
+(``MINIROBERA_KERNEL_THREADS``, see ``_PARALLEL``); when parallel, Numba uses its
+``workqueue`` threading layer, whose idle threads sleep -- OpenMP's spinning threads fought
+OpenBLAS's and made a forward pass up to 12x slower on these machines.
+
+Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
+V vocabulary, N = B*T rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+
+__all__ = [
+    "get_backend", "set_backend", "erf", "gelu_bias", "masked_softmax",
+    "bias_residual_layernorm", "layer_norm", "embed_layernorm", "split_heads", "merge_heads",
+]
+
+BACKENDS = ("numba", "numpy")
+_ENV = "MINIROBERA_KERNELS"
+
+
+# ---------------------------------------------------------------------------------------------
+# The switch
+# ---------------------------------------------------------------------------------------------
+
+def _numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def _check_backend(name, source: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f"{source} must be one of {BACKENDS}, got {name!r}")
+    if name == "numba" and not _numba_installed():
+        raise ValueError(f"{source} asks for 'numba' but numba is not installed: "
+                         f"pip install numba, or use 'numpy'")
+    return name
+
+
+def _backend_from_env() -> str:
+    name = os.environ.get(_ENV, "").strip().lower()
+    if not name:
+        return "numba" if _numba_installed() else "numpy"
+    return _check_backend(name, f"the environment variable {_ENV}")
+
+
+_BACKEND = _backend_from_env()
+
+
+def get_backend() -> str:
+    """The active kernel implementation, ``"numba"`` or ``"numpy"``.
+
+    >>> get_backend() in ("numba", "numpy")
+    True
+    """
+    return _BACKEND
+
+
+def set_backend(name: str) -> str:
+    """Switch every kernel to ``"numba"`` or ``"numpy"``; returns the previous backend.
+
+    >>> old = set_backend("numpy"); get_backend()
+    'numpy'
+    >>> _ = set_backend(old)
+    >>> set_backend("cuda")
+    Traceback (most recent call last):
+    ...
+    ValueError: set_backend() backend must be one of ('numba', 'numpy'), got 'cuda'
+    """
+    global _BACKEND
+    old, _BACKEND = _BACKEND, _check_backend(name, "set_backend() backend")
+    return old
+
+
+# ---------------------------------------------------------------------------------------------
+# erf: one rational approximation, shared by both backends
+# ---------------------------------------------------------------------------------------------
+# erf(u) = u * P(u^2) / Q(u^2) on |u| < 4, fitted (minimax, abs error 1.6e-9) in float64;
+# +-1 beyond (erf(4) = 1 - 1.5e-8), so that 1 + erf(u) is exactly 0 in GELU's far negative
+# tail instead of a clamped 1.5e-8 that would grow with |x|.
+# Evaluated in float64 and rounded once, the float32 result is within 3.2e-8 of math.erf.
+# It needs only multiply, add and one divide, so LLVM vectorises it (math.erf would be a
+# scalar libm call per element, ~5x slower).
+_ERF_P = (1.1283791820568143, 0.18471443795004494, 0.05433227904817479, 0.0038395842064985765,
+          0.00038265797137003856, 4.779530937442247e-06, -1.3661875397675384e-08)
+_ERF_Q = (1.0, 0.4970324532421954, 0.11382723755769092, 0.015453507197869079,
+          0.0013095441503149577, 6.399971649912045e-05)
+_P0, _P1, _P2, _P3, _P4, _P5, _P6 = _ERF_P
+_Q0, _Q1, _Q2, _Q3, _Q4, _Q5 = _ERF_Q
+_SQRT1_2 = 0.7071067811865476
+
+
+def _erf_numpy(u):  # float64 array -> float64 array
+    c = np.clip(u, -4.0, 4.0)
+    s = c * c
+    num = _P0 + s * (_P1 + s * (_P2 + s * (_P3 + s * (_P4 + s * (_P5 + s * _P6)))))
+    den = _Q0 + s * (_Q1 + s * (_Q2 + s * (_Q3 + s * (_Q4 + s * _Q5))))
+    return np.where(np.abs(u) < 4.0, c * num / den, np.sign(u))
+
+
+def _erf_scalar(u):  # float64 -> float64 (the Numba twin of _erf_numpy)
+    c = min(max(u, -4.0), 4.0)
+    s = c * c
+    num = _P0 + s * (_P1 + s * (_P2 + s * (_P3 + s * (_P4 + s * (_P5 + s * _P6)))))
+    den = _Q0 + s * (_Q1 + s * (_Q2 + s * (_Q3 + s * (_Q4 + s * _Q5))))
+    if abs(u) < 4.0:
+        return c * num / den
+    return 1.0 if u > 0.0 else -1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# exp for the softmax: float32, vectorisable (Cephes expf polynomial)
+# ---------------------------------------------------------------------------------------------
+# exp(x) = 2^n * exp(r), n = round(x / ln2), r = x - n*ln2 (Cody-Waite: ln2 in two parts)
+# in [-ln2/2, ln2/2]; 2^n is built from its bits. Measured against float64 exp on [-87, 0]:
+# relative error <= 3.0e-7 (1.2e-7 for x >= -20; NumPy's float32 exp: 2.0e-7). Below -87.33
+# the result is 0, as the reference's exp of a masked score (finfo.min - max) is. A scalar
+# math.exp would be a libm call per element, which LLVM cannot vectorise.
+_LOG2E = np.float32(1.4426950408889634)
+_LN2_HI = np.float32(0.693359375)  # few mantissa bits: n * _LN2_HI is exact
+_LN2_LO = np.float32(-2.12194440e-4)
+
+
+def _exp32(x):  # float32 -> float32, x <= 0 (a max-shifted score)
+    n = np.floor(x * _LOG2E + np.float32(0.5))
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * r * r + r + np.float32(1.0)
+    ni = max(np.int32(n), np.int32(-126))
+    two_n = _bits_as_f32((ni + np.int32(127)) << np.int32(23))
+    return p * two_n if x >= np.float32(-87.33654) else np.float32(0.0)
+
+
+def _bits_as_f32(i):  # int32 -> float32 with the same bits; replaced by Numba's bitcast
+    return np.frombuffer(np.int32(i).tobytes(), np.float32)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The loops Numba compiles. Plain Python here (they also run, slowly, without Numba); each
+# works in place on its first argument, because a loop that reads one array and writes
+# another that might overlap it is not vectorised by LLVM.
+# ---------------------------------------------------------------------------------------------
+
+def _gelu_bias_loops(x, bias):  # [N,F], [F] -> None (x = gelu(x + bias))
+    for i in prange(x.shape[0]):
+        row = x[i]
+        for j in range(row.shape[0]):
+            z = row[j] + bias[j]  # float32 add, as the reference's Linear does
+            u = np.float64(z) * _SQRT1_2
+            row[j] = np.float32(0.5 * np.float64(z) * (1.0 + _erf_scalar(u)))
+
+
+def _masked_softmax_loops(s, mask, scale):  # [B,H,Tq,Tk], [B,Tq,Tk] (any strides), f32 -> None
+    B, H, Tq, Tk = s.shape
+    for bh in prange(B * H):
+        b = bh // H
+        h = bh % H
+        for i in range(Tq):
+            row = s[b, h, i]
+            m = mask[b, i]
+            mx = np.float32(-np.inf)
+            for j in range(Tk):
+                v = row[j] * scale + m[j]
+                row[j] = v
+                mx = max(mx, v)
+            total = np.float32(0.0)
+            for j in range(Tk):
+                e = _exp32(row[j] - mx)
+                row[j] = e
+                total += e
+            inv = np.float32(1.0) / total
+            for j in range(Tk):
+                row[j] *= inv
+
+
+def _layer_norm_row(v, gamma, beta, eps):  # [D], [D], [D], float -> None (v normalised)
+    d = v.shape[0]
+    acc = 0.0
+    for j in range(d):
+        acc += np.float64(v[j])
+    mean = acc / d
+    acc = 0.0
+    for j in range(d):
+        c = np.float64(v[j]) - mean
+        acc += c * c
+    rstd = 1.0 / np.sqrt(acc / d + eps)
+    for j in range(d):
+        v[j] = np.float32((np.float64(v[j]) - mean) * rstd * gamma[j] + beta[j])
+
+
+def _layer_norm_loops(x, gamma, beta, eps):  # [N,D] -> None (x = LN(x))
+    for i in prange(x.shape[0]):
+        _layer_norm_row(x[i], gamma, beta, eps)
+
+
+def _bias_residual_layernorm_loops(x, bias, residual, gamma, beta, eps):  # [N,D] x2 -> None
+    for i in prange(x.shape[0]):
+        row = x[i]
+        res = residual[i]
+        for j in range(row.shape[0]):
+            row[j] = (row[j] + bias[j]) + res[j]  # (x W + b) + residual, the reference's order
+        _layer_norm_row(row, gamma, beta, eps)
+
+
+def _residual_bias_layernorm_loops(res, bias, x, gamma, beta, eps):  # same sum, into residual
+    for i in prange(res.shape[0]):
+        row = res[i]
+        xr = x[i]
+        for j in range(row.shape[0]):
+            row[j] = (xr[j] + bias[j]) + row[j]
+        _layer_norm_row(row, gamma, beta, eps)
+
+
+def _embed_layernorm_loops(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, eps, out):
+    # [N], [N], [N], [V,D], [P,D], [Tt,D], [D], [D], float, [N,D] -> None
+    for i in prange(out.shape[0]):
+        row = out[i]
+        w = word[ids[i]]
+        p = pos[pos_ids[i]]
+        t = typ[type_ids[i]]
+        for j in range(row.shape[0]):
+            row[j] = (w[j] + t[j]) + p[j]  # (inputs_embeds + token_type) + position, as HF
+        _layer_norm_row(row, gamma, beta, eps)
+
+
+def _split_heads_loops(qkv, bias, out):  # [B,T,3D], [3D] -> out [3,B,H,T,Dh]
+    B, T, _ = qkv.shape
+    H, Dh = out.shape[2], out.shape[4]
+    for bt in prange(B * T):
+        b = bt // T
+        t = bt % T
+        src = qkv[b, t]
+        for c in range(3):  # query, key, value
+            for h in range(H):
+                dst = out[c, b, h, t]
+                o = (c * H + h) * Dh
+                for j in range(Dh):
+                    dst[j] = src[o + j] + bias[o + j]
+
+
+def _merge_heads_loops(ctx, out):  # [B,H,T,Dh] -> out [B,T,D]
+    B, H, T, Dh = ctx.shape
+    for bt in prange(B * T):
+        b = bt // T
+        t = bt % T
+        dst = out[b, t]
+        for h in range(H):
+            src = ctx[b, h, t]
+            for j in range(Dh):
+                dst[h * Dh + j] = src[j]
+
+
+prange = range  # replaced by numba.prange when the loops are compiled
+
+# Loops compiled by _numba_kernels(), helpers first (kernels resolve them as globals).
+_HELPERS = ("_erf_scalar", "_exp32", "_layer_norm_row")
+_KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
+            "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
+            "_embed_layernorm_loops", "_split_heads_loops", "_merge_heads_loops")
+
+# Run the kernels on Numba's threads? Measured on 2 cores (bench/forward.py): see
+# MINIROBERA_KERNEL_THREADS; "1" (default) keeps them on the calling thread.
+_PARALLEL = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
+_COMPILED = {}
+
+
+def _numba_kernels() -> dict:
+    """Import Numba and compile (or load from its cache) the loops above; runs once."""
+    if _COMPILED:
+        return _COMPILED
+    import numba
+    from numba.cpython.unsafe.numbers import viewer
+
+    if _PARALLEL and "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "workqueue"  # sleeps when idle; OpenMP spins
+    # error_model="numpy": no ZeroDivisionError branch, so divisions vectorise. fastmath lets
+    # LLVM re-associate sums (vectorised reductions); the erf/exp formulas above are written
+    # so that re-association cannot cost accuracy (no Cody-Waite split; float64 where needed).
+    # The helpers are inlined into the kernels (inline="always"), so each kernel's inner loop
+    # is one straight-line body LLVM can vectorise.
+    helper_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
+                       inline="always")
+    kernel_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
+                       parallel=_PARALLEL)
+    g = globals()
+    g["prange"] = numba.prange
+
+    @numba.njit(cache=True, inline="always")
+    def bits_as_f32(i):
+        return viewer(np.int32(i), numba.float32)
+
+    g["_bits_as_f32"] = bits_as_f32
+    for name in _HELPERS:
+        g[name] = numba.njit(**helper_opts)(g[name])
+    for name in _KERNELS:
+        _COMPILED[name] = g[name] = numba.njit(**kernel_opts)(g[name])
+    return _COMPILED
+
+
+# ---------------------------------------------------------------------------------------------
+# The NumPy twins: same arguments, same in-place contract, same arithmetic.
+# ---------------------------------------------------------------------------------------------
+
+def _gelu_bias_twin(x, bias):  # [N,F], [F] -> None
+    z = (x + bias).astype(np.float64)  # float32 add first, as the reference's Linear does
+    x[...] = 0.5 * z * (1.0 + _erf_numpy(z * _SQRT1_2))
+
+
+def _masked_softmax_twin(s, mask, scale):  # [B,H,Tq,Tk], [B,Tq,Tk], f32 -> None
+    s *= scale
+    s += mask[:, None]
+    s -= s.max(axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s *= np.float32(1.0) / s.sum(axis=-1, keepdims=True)
+
+
+def _layer_norm_twin(x, gamma, beta, eps):  # [N,D] -> None
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=-1, keepdims=True)
+    c = x64 - mean
+    rstd = 1.0 / np.sqrt((c * c).mean(axis=-1, keepdims=True) + eps)
+    x[...] = c * rstd * gamma + beta
+
+
+def _bias_residual_layernorm_twin(x, bias, residual, gamma, beta, eps):  # [N,D] x2 -> None
+    x += bias
+    x += residual
+    _layer_norm_twin(x, gamma, beta, eps)
+
+
+def _residual_bias_layernorm_twin(res, bias, x, gamma, beta, eps):  # into residual
+    res[...] = (x + bias) + res
+    _layer_norm_twin(res, gamma, beta, eps)
+
+
+def _embed_layernorm_twin(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, eps, out):
+    out[...] = word[ids] + typ[type_ids]
+    out += pos[pos_ids]
+    _layer_norm_twin(out, gamma, beta, eps)
+
+
+def _split_heads_twin(qkv, bias, out):  # [B,T,3D], [3D] -> out [3,B,H,T,Dh]
+    B, T, _ = qkv.shape
+    H, Dh = out.shape[2], out.shape[4]
+    out[...] = (qkv + bias).reshape(B, T, 3, H, Dh).transpose(2, 0, 3, 1, 4)
+
+
+def _merge_heads_twin(ctx, out):  # [B,H,T,Dh] -> out [B,T,D]
+    B, H, T, Dh = ctx.shape
+    out.reshape(B, T, H, Dh)[...] = ctx.transpose(0, 2, 1, 3)
+
+
+_TWINS = {
+    "_gelu_bias_loops": _gelu_bias_twin,
+    "_masked_softmax_loops": _masked_softmax_twin,
+    "_layer_norm_loops": _layer_norm_twin,
+    "_bias_residual_layernorm_loops": _bias_residual_layernorm_twin,
+    "_residual_bias_layernorm_loops": _residual_bias_layernorm_twin,
+    "_embed_layernorm_loops": _embed_layernorm_twin,
+    "_split_heads_loops": _split_heads_twin,
+    "_merge_heads_loops": _merge_heads_twin,
+}
+
+
+def _impl(name: str):
+    return _numba_kernels()[name] if _BACKEND == "numba" else _TWINS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# The public functions: check arguments once, then call the active implementation.
+# ---------------------------------------------------------------------------------------------
+
+def _f32(name: str, a, ndim=None) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise TypeError(f"{name} must be float32, got {a.dtype} (convert once with "
+                        f".astype(np.float32); the kernels never upcast silently)")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
+def _vec(name: str, a, size: int) -> np.ndarray:
+    _f32(name, a, 1)
+    if a.shape[0] != size:
+        raise ValueError(f"{name} must have shape ({size},), got {a.shape}")
+    return a
+
+
+def _rows(name: str, a) -> np.ndarray:
+    """[..., D] -> [N, D] view (a copy only when the input cannot be viewed that way)."""
+    _f32(name, a)
+    if a.ndim == 0:
+        raise ValueError(f"{name} must have at least 1 dimension, got a scalar")
+    return a.reshape(-1, a.shape[-1])
+
+
+def _target(x: np.ndarray, out, inputs=()):
+    """-> (work, out). The in-place loops run on `work`: C-contiguous, holding a copy of x
+    (or x itself), safe to overwrite. When `work is not out`, copy it into out afterwards."""
+    if out is None:
+        work = np.array(x, order="C")
+        return work, work
+    _f32("out", out)
+    if out.shape != x.shape:
+        raise ValueError(f"out must have shape {x.shape}, got {out.shape}")
+    if out is x and x.flags.c_contiguous:
+        return x, x
+    if out.flags.c_contiguous and not any(np.shares_memory(out, a) for a in inputs):
+        np.copyto(out, x)
+        return out, out
+    return np.array(x, order="C"), out  # overlaps an input, or strided: work on a copy
+
+
+def _finish(work: np.ndarray, out: np.ndarray) -> np.ndarray:
+    if work is not out:
+        out[...] = work
+    return out
+
+
+def erf(x) -> np.ndarray:  # any shape -> same shape, float32
+    """erf of a float array, vectorised, within 3.2e-8 of math.erf (float32 result).
+
+    >>> erf(np.array([0.0, 0.5, -3.0, 9.0], np.float32)).round(7)
+    array([ 0.       ,  0.5204999, -0.9999779,  1.       ], dtype=float32)
+    """
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        raise TypeError(f"erf needs a float array, got {x.dtype}")
+    return _erf_numpy(x.astype(np.float64)).astype(np.float32)
+
+
+def gelu_bias(x, bias=None, out=None) -> np.ndarray:  # [..., F], [F] -> [..., F]
+    """Exact GELU of ``x + bias``: ``0.5 * z * (1 + erf(z / sqrt 2))`` (RoBERTa's "gelu").
+
+    ``out=x`` works in place (the fast path: x is a fresh matmul output).
+
+    >>> gelu_bias(np.array([[-1.0, 0.0, 2.0]], np.float32), np.ones(3, np.float32)).round(6)
+    array([[0.      , 0.841345, 2.99595 ]], dtype=float32)
+    """
+    _f32("x", x)
+    if x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension, got a scalar")
+    f = x.shape[-1]
+    bias = np.zeros(f, np.float32) if bias is None else _vec("bias", bias, f)
+    work, out = _target(x, out, [bias])
+    if work.size:
+        _impl("_gelu_bias_loops")(work.reshape(-1, f), bias)
+    return _finish(work, out)
+
+
+def masked_softmax(scores, mask=None, scale=1.0, out=None) -> np.ndarray:
+    # [B,H,Tq,Tk], additive [B,Tk] | [B,Tq,Tk] | [B,1,1|Tq,Tk] -> [B,H,Tq,Tk]
+    """Softmax over the last axis of ``scores * scale + mask`` (mask broadcast over heads).
+
+    ``mask`` is additive: 0 where a key is attended, a large negative number (transformers
+    uses ``finfo(float32).min``) where it is not; ``[B,Tk]``, ``[B,Tq,Tk]`` (e.g. causal), or
+    layers.attention_bias's ``[B,1,1,Tk]`` / ``[B,1,Tq,Tk]``.
+    A fully masked row comes out uniform, as transformers' eager attention gives it.
+
+    >>> s = np.zeros((1, 1, 1, 3), np.float32)
+    >>> masked_softmax(s, np.array([[0, 0, -3.4e38]], np.float32))
+    array([[[[0.5, 0.5, 0. ]]]], dtype=float32)
+    """
+    _f32("scores", scores, 4)
+    B, _, Tq, Tk = scores.shape
+    if mask is None:
+        mask3 = np.broadcast_to(np.zeros((1, 1, 1), np.float32), (B, Tq, Tk))
+    else:
+        _f32("mask", mask)
+        if mask.ndim == 4 and mask.shape[1] == 1:  # layers.attention_bias: [B,1,1|Tq,Tk]
+            mask = mask[:, 0]
+        if mask.shape == (B, Tk):
+            mask = mask[:, None, :]
+        if mask.shape not in ((B, 1, Tk), (B, Tq, Tk)):
+            raise ValueError(f"mask must have shape [B,Tk] {(B, Tk)}, [B,Tq,Tk] {(B, Tq, Tk)} "
+                             f"or [B,1,1|Tq,Tk] for scores of shape {scores.shape}, "
+                             f"got {mask.shape}")
+        mask3 = np.broadcast_to(mask, (B, Tq, Tk))
+    work, out = _target(scores, out, [mask3])
+    if work.size:
+        _impl("_masked_softmax_loops")(work, mask3, np.float32(scale))
+    return _finish(work, out)
+
+
+def layer_norm(x, gamma, beta, eps, out=None) -> np.ndarray:  # [..., D] -> [..., D]
+    """LayerNorm over the last axis (statistics in float64, biased variance, as torch).
+
+    >>> layer_norm(np.array([[1.0, 3.0]], np.float32), np.ones(2, np.float32),
+    ...            np.zeros(2, np.float32), 1e-5).round(6)
+    array([[-0.999995,  0.999995]], dtype=float32)
+    """
+    _f32("x", x)
+    if x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension, got a scalar")
+    d = x.shape[-1]
+    _vec("gamma", gamma, d), _vec("beta", beta, d)
+    work, out = _target(x, out, [gamma, beta])
+    if work.size:
+        _impl("_layer_norm_loops")(work.reshape(-1, d), gamma, beta, float(eps))
+    return _finish(work, out)
+
+
+def bias_residual_layernorm(x, bias, residual, gamma, beta, eps, out=None) -> np.ndarray:
+    # [..., D], [D], [..., D] -> [..., D]
+    """``LayerNorm((x + bias) + residual)``: the end of RoBERTa's attention and FFN blocks.
+
+    Post-LN: the residual is added *before* the norm. ``out`` may be ``x`` or ``residual``
+    (both in place, no copy).
+
+    >>> x = np.array([[1.0, 2.0]], np.float32); r = np.array([[0.0, 2.0]], np.float32)
+    >>> bias_residual_layernorm(x, np.zeros(2, np.float32), r, np.ones(2, np.float32),
+    ...                         np.zeros(2, np.float32), 1e-5).round(6)
+    array([[-0.999998,  0.999998]], dtype=float32)
+    """
+    _f32("x", x), _f32("residual", residual)
+    if x.ndim == 0:
+        raise ValueError("x must have at least 1 dimension, got a scalar")
+    if residual.shape != x.shape:
+        raise ValueError(f"residual must have the shape of x {x.shape}, got {residual.shape}")
+    d = x.shape[-1]
+    _vec("bias", bias, d), _vec("gamma", gamma, d), _vec("beta", beta, d)
+    eps = float(eps)
+    if out is residual and residual.flags.c_contiguous and x.size:
+        # write into the residual stream (the usual call): no copy at all
+        _impl("_residual_bias_layernorm_loops")(residual.reshape(-1, d), bias, _rows("x", x),
+                                                gamma, beta, eps)
+        return residual
+    work, out = _target(x, out, [residual, bias, gamma, beta])
+    if work.size:
+        _impl("_bias_residual_layernorm_loops")(work.reshape(-1, d), bias,
+                                                _rows("residual", residual), gamma, beta, eps)
+    return _finish(work, out)
+
+
+def _ids(name: str, a, shape, limit: int) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got {a.dtype}")
+    if a.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
+    if a.size and (a.min() < 0 or a.max() >= limit):
+        raise ValueError(f"{name} must lie in [0, {limit}), got values from {a.min()} to "
+                         f"{a.max()}")
+    return np.ascontiguousarray(a, dtype=np.int64).reshape(-1)
+
+
+def embed_layernorm(input_ids, position_ids, token_type_ids, word, pos, typ, gamma, beta,
+                    eps, out=None) -> np.ndarray:
+    # [B,T] ids x3, [V,D], [P,D], [Tt,D], [D], [D] -> [B,T,D]
+    """``LayerNorm(word[ids] + type[token_type_ids] + pos[position_ids])``, gathered and
+    normalised row by row (no [B,T,D] temporaries). ``token_type_ids=None`` means all 0:
+    RoBERTa still adds type row 0.
+
+    >>> w = np.eye(4, 2, dtype=np.float32); z = np.zeros((2, 2), np.float32)
+    >>> embed_layernorm([[0, 1]], [[0, 0]], None, w, z, z, np.ones(2, np.float32),
+    ...                 np.zeros(2, np.float32), 1e-5).round(6)
+    array([[[ 0.99998, -0.99998],
+            [-0.99998,  0.99998]]], dtype=float32)
+    """
+    ids = np.asarray(input_ids)
+    if ids.ndim != 2:
+        raise ValueError(f"input_ids must be [batch, tokens], got shape {ids.shape}")
+    _f32("word", word, 2), _f32("pos", pos, 2), _f32("typ", typ, 2)
+    d = word.shape[1]
+    for name, table in (("pos", pos), ("typ", typ)):
+        if table.shape[1] != d:
+            raise ValueError(f"{name} must have {d} columns like word, got {table.shape}")
+    _vec("gamma", gamma, d), _vec("beta", beta, d)
+    if token_type_ids is None:
+        token_type_ids = np.zeros(ids.shape, np.int64)
+    flat_ids = _ids("input_ids", ids, ids.shape, word.shape[0])
+    flat_pos = _ids("position_ids", position_ids, ids.shape, pos.shape[0])
+    flat_typ = _ids("token_type_ids", token_type_ids, ids.shape, typ.shape[0])
+    shape = ids.shape + (d,)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    else:
+        _f32("out", out)
+        if out.shape != shape or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    if out.size:
+        _impl("_embed_layernorm_loops")(flat_ids, flat_pos, flat_typ, word, pos, typ, gamma,
+                                        beta, float(eps), out.reshape(-1, d))
+    return out
+
+
+def split_heads(qkv, bias, num_heads: int, out=None):
+    # [B,T,3D], [3D] -> (q, k, v) each [B,H,T,Dh]
+    """Add the fused QKV bias and split ``[B,T,3D]`` into contiguous per-head q, k, v.
+
+    ``out`` may be a preallocated ``[3,B,H,T,Dh]`` float32 array (it is returned unpacked).
+
+    >>> q, k, v = split_heads(np.arange(12, dtype=np.float32).reshape(1, 1, 12),
+    ...                       np.zeros(12, np.float32), 2)
+    >>> q.shape, q[0, 1, 0].tolist(), v[0, 0, 0].tolist()
+    ((1, 2, 1, 2), [2.0, 3.0], [8.0, 9.0])
+    """
+    _f32("qkv", qkv, 3)
+    B, T, d3 = qkv.shape
+    if num_heads < 1 or d3 % (3 * num_heads):
+        raise ValueError(f"qkv's last axis ({d3}) must be 3 * hidden with hidden divisible "
+                         f"by num_heads={num_heads}")
+    _vec("bias", bias, d3)
+    dh = d3 // 3 // num_heads
+    shape = (3, B, num_heads, T, dh)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32 \
+            or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    if out.size:
+        _impl("_split_heads_loops")(qkv, bias, out)
+    return out[0], out[1], out[2]
+
+
+def merge_heads(ctx, out=None) -> np.ndarray:  # [B,H,T,Dh] -> [B,T,D]
+    """Put the heads back side by side: ``ctx.transpose(0, 2, 1, 3).reshape(B, T, H*Dh)``.
+
+    >>> merge_heads(np.arange(4, dtype=np.float32).reshape(1, 2, 1, 2)).tolist()
+    [[[0.0, 1.0, 2.0, 3.0]]]
+    """
+    _f32("ctx", ctx, 4)
+    B, H, T, Dh = ctx.shape
+    shape = (B, T, H * Dh)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    else:
+        _f32("out", out)
+        if out.shape != shape or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    if out.size:
+        _impl("_merge_heads_loops")(ctx, out)
+    return out

@@ -1,0 +1,326 @@
+"""The Numba kernels equal their NumPy twins; the erf equals math.erf; the switch works.
+
+Known answers here come from the standard library (math.erf) and from the NumPy twins, whose
+formulas are the readable definitions; the model parity tests (test_model*.py) hold the
+whole forward equal to transformers under both backends.
+"""
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from minirobera import kernels as K
+
+pytest.importorskip("numba")
+
+RTOL = 1e-6  # kernel vs twin, fp32: relative to each element and to the array's scale
+MIN = np.finfo(np.float32).min
+
+
+def both(fn, *args, **kwargs):
+    """fn under the numba backend and under the numpy backend (inputs copied for each)."""
+    out = []
+    for backend in ("numba", "numpy"):
+        old = K.set_backend(backend)
+        try:
+            copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+            out.append(fn(*copies, **kwargs))
+        finally:
+            K.set_backend(old)
+    return out
+
+
+def assert_close(a, b, rtol=RTOL):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    assert np.isfinite(a).all()
+    scale = np.abs(b).max() if b.size else 0.0
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * scale)
+
+
+def rand(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+# ------------------------------------------------------------------------------- erf / gelu
+
+def test_erf_matches_math_erf_on_a_dense_grid_and_tails():
+    grid = np.concatenate([np.linspace(-6, 6, 240_001), np.geomspace(6, 1e4, 2_000),
+                           -np.geomspace(6, 1e4, 2_000), [0.0, np.inf, -np.inf]]).astype(np.float32)
+    got = K.erf(grid).astype(np.float64)
+    want = np.array([math.erf(v) for v in grid.astype(np.float64)])
+    assert np.abs(got - want).max() <= 1e-7
+    tiny = np.geomspace(1e-30, 1e-3, 200).astype(np.float32)  # relative accuracy near 0
+    want_tiny = np.array([math.erf(v) for v in tiny.astype(np.float64)])
+    np.testing.assert_allclose(K.erf(tiny), want_tiny, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_gelu_is_exact_erf_gelu(backend, rng):
+    x = np.concatenate([np.linspace(-12, 12, 20_001), rand(rng, 5_000, scale=4)])
+    x = x.astype(np.float32).reshape(1, -1)
+    old = K.set_backend(backend)
+    try:
+        got = K.gelu_bias(x, np.zeros(x.shape[1], np.float32)).astype(np.float64)
+    finally:
+        K.set_backend(old)
+    z = x.astype(np.float64)[0]
+    want = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in z])
+    np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 3072), (5, 7), (2, 3, 13)], ids=str)
+def test_gelu_bias_kernel_equals_twin(shape, rng):
+    x, b = rand(rng, *shape, scale=3), rand(rng, shape[-1])
+    assert_close(*both(K.gelu_bias, x, b))
+
+
+def test_gelu_bias_in_place_and_strided(rng):
+    base = rand(rng, 6, 40, scale=3)
+    b = rand(rng, 20)
+    for backend in ("numba", "numpy"):
+        old = K.set_backend(backend)
+        try:
+            x = base.copy()
+            view = x[:, ::2]  # non-contiguous, written in place
+            want = K.gelu_bias(view.copy(), b)
+            got = K.gelu_bias(view, b, out=view)
+            assert got is view
+            assert_close(x[:, ::2], want)
+            assert_close(x[:, 1::2], base[:, 1::2])  # untouched
+            y = base[:, :20].copy()
+            assert K.gelu_bias(y, b, out=y) is y
+        finally:
+            K.set_backend(old)
+
+
+# ---------------------------------------------------------------------------------- softmax
+
+@pytest.mark.parametrize("B,H,Tq,Tk", [(1, 1, 1, 1), (2, 3, 5, 5), (2, 12, 17, 33),
+                                       (1, 2, 9, 129)], ids=str)
+def test_masked_softmax_kernel_equals_twin(B, H, Tq, Tk, rng):
+    scores = rand(rng, B, H, Tq, Tk, scale=4)
+    mask = np.zeros((B, Tk), np.float32)
+    mask[-1, Tk // 2 + 1:] = MIN  # right padding in the last sequence
+    a, b = both(K.masked_softmax, scores, mask, 0.125)
+    assert_close(a, b)
+    assert np.all(a[-1, :, :, Tk // 2 + 1:] == 0)  # masked keys get exactly 0
+    np.testing.assert_allclose(a.sum(-1), 1, rtol=1e-6)
+    c, _ = both(K.masked_softmax, scores, mask[:, None, None, :], 0.125)  # [B,1,1,Tk] form
+    np.testing.assert_array_equal(a, c)
+
+
+def test_masked_softmax_full_mask_causal_and_fully_masked_rows(rng):
+    B, H, T = 2, 3, 6
+    scores = rand(rng, B, H, T, T, scale=4)
+    causal = np.where(np.tri(T, dtype=bool), 0, MIN).astype(np.float32)
+    mask = np.broadcast_to(causal, (B, T, T)).copy()
+    mask[1] = MIN  # every key masked: uniform, as transformers' eager attention, never NaN
+    a, b = both(K.masked_softmax, scores, mask, 1.0)
+    assert_close(a, b)
+    c, _ = both(K.masked_softmax, scores, mask[:, None], 1.0)  # [B,1,Tq,Tk] form
+    np.testing.assert_array_equal(a, c)
+    np.testing.assert_allclose(a[1], 1.0 / T, rtol=1e-6)
+    assert np.all(a[0][:, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0)
+
+
+def test_masked_softmax_strided_scores_and_no_mask(rng):
+    big = rand(rng, 2, 4, 5, 14, scale=3)
+    scores = big[:, ::2, :, ::2]  # non-contiguous input, out=None
+    a, b = both(K.masked_softmax, scores, None, 0.5)
+    assert_close(a, b)
+    want = np.exp(scores * 0.5 - (scores * 0.5).max(-1, keepdims=True))
+    assert_close(a, want / want.sum(-1, keepdims=True))
+
+
+# ------------------------------------------------------------------------------ layer norms
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 768), (3, 7), (2, 5, 771)], ids=str)
+def test_bias_residual_layernorm_kernel_equals_twin(shape, rng):
+    d = shape[-1]
+    x, r = rand(rng, *shape, scale=2), rand(rng, *shape)
+    b, g, beta = rand(rng, d), rand(rng, d), rand(rng, d)
+    assert_close(*both(K.bias_residual_layernorm, x, b, r, g, beta, 1e-5))
+    want = (x + b) + r
+    want = (want - want.mean(-1, keepdims=True)) / np.sqrt(want.var(-1, keepdims=True) + 1e-5)
+    assert_close(both(K.bias_residual_layernorm, x, b, r, g, beta, 1e-5)[0],
+                 want * g + beta, rtol=1e-5)
+
+
+def test_bias_residual_layernorm_out_may_be_x_or_residual_or_strided(rng):
+    x, r = rand(rng, 4, 9, scale=2), rand(rng, 4, 9)
+    b, g, beta = rand(rng, 9), rand(rng, 9), rand(rng, 9)
+    for backend in ("numba", "numpy"):
+        old = K.set_backend(backend)
+        try:
+            want = K.bias_residual_layernorm(x, b, r, g, beta, 1e-5)
+            x1, r1 = x.copy(), r.copy()
+            assert K.bias_residual_layernorm(x1, b, r1, g, beta, 1e-5, out=x1) is x1
+            assert_close(x1, want)
+            assert_close(r1, r)
+            x2, r2 = x.copy(), r.copy()
+            assert K.bias_residual_layernorm(x2, b, r2, g, beta, 1e-5, out=r2) is r2
+            assert_close(r2, want)
+            assert_close(x2, x)
+            wide = np.zeros((4, 18), np.float32)
+            K.bias_residual_layernorm(x, b, r, g, beta, 1e-5, out=wide[:, ::2])
+            assert_close(wide[:, ::2], want)
+            assert_close(K.bias_residual_layernorm(np.asfortranarray(x), b, r[:, :], g, beta,
+                                                   1e-5), want)
+        finally:
+            K.set_backend(old)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3, 13), (4, 768)], ids=str)
+def test_layer_norm_kernel_equals_twin(shape, rng):
+    d = shape[-1]
+    x, g, beta = rand(rng, *shape, scale=3), rand(rng, d), rand(rng, d)
+    assert_close(*both(K.layer_norm, x, g, beta, 1e-12))
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+@pytest.mark.parametrize("B,T,D", [(1, 1, 8), (2, 7, 13), (3, 33, 768)], ids=str)
+def test_embed_layernorm_kernel_equals_twin(B, T, D, rng):
+    V, P, TT = 50, 40, 2
+    word, pos, typ = rand(rng, V, D), rand(rng, P, D), rand(rng, TT, D)
+    g, beta = rand(rng, D), rand(rng, D)
+    ids = rng.integers(0, V, (B, T))
+    pos_ids = rng.integers(0, P, (B, T))
+    types = rng.integers(0, TT, (B, T))
+    for tt in (None, types):
+        a, b = both(K.embed_layernorm, ids, pos_ids, tt, word, pos, typ, g, beta, 1e-5)
+        assert_close(a, b)
+    v = (word[ids] + typ[types]) + pos[pos_ids]
+    v = (v - v.mean(-1, keepdims=True)) / np.sqrt(v.var(-1, keepdims=True) + 1e-5) * g + beta
+    assert_close(a, v, rtol=1e-5)
+
+
+def test_embed_layernorm_rejects_out_of_range_ids(rng):
+    word, pos, typ = rand(rng, 10, 4), rand(rng, 6, 4), rand(rng, 1, 4)
+    g, b = np.ones(4, np.float32), np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 10\)"):
+        K.embed_layernorm([[0, 10]], [[2, 3]], None, word, pos, typ, g, b, 1e-5)
+    with pytest.raises(ValueError, match="position_ids"):
+        K.embed_layernorm([[0, 1]], [[2, 6]], None, word, pos, typ, g, b, 1e-5)
+    with pytest.raises(TypeError, match="integer"):
+        K.embed_layernorm([[0.0, 1.0]], [[2, 3]], None, word, pos, typ, g, b, 1e-5)
+
+
+# ------------------------------------------------------------------------- head split/merge
+
+@pytest.mark.parametrize("B,T,H,Dh", [(1, 1, 1, 1), (2, 5, 3, 7), (2, 9, 12, 64)], ids=str)
+def test_split_and_merge_heads_equal_twins(B, T, H, Dh, rng):
+    qkv, bias = rand(rng, B, T, 3 * H * Dh), rand(rng, 3 * H * Dh)
+    (qa, ka, va), (qb, kb, vb) = both(K.split_heads, qkv, bias, H)
+    for a, b in ((qa, qb), (ka, kb), (va, vb)):
+        np.testing.assert_array_equal(a, b)
+    want = (qkv + bias).reshape(B, T, 3, H, Dh)
+    np.testing.assert_array_equal(kb, want[:, :, 1].transpose(0, 2, 1, 3))
+    ctx = rand(rng, B, H, T, Dh)
+    a, b = both(K.merge_heads, ctx)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(b, ctx.transpose(0, 2, 1, 3).reshape(B, T, H * Dh))
+
+
+# --------------------------------------------------------------------------- input checking
+
+def test_kernels_reject_wrong_dtypes_and_shapes(rng):
+    x = rand(rng, 2, 4)
+    with pytest.raises(TypeError, match="x must be float32, got float64"):
+        K.gelu_bias(x.astype(np.float64), np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"bias must have shape \(4,\)"):
+        K.gelu_bias(x, np.zeros(3, np.float32))
+    with pytest.raises(ValueError, match="mask must have shape"):
+        K.masked_softmax(rand(rng, 1, 2, 3, 3), np.zeros((1, 4), np.float32))
+    with pytest.raises(ValueError, match="residual must have the shape of x"):
+        K.bias_residual_layernorm(x, x[0], x[:1], x[0], x[0], 1e-5)
+    with pytest.raises(ValueError, match="out must have shape"):
+        K.layer_norm(x, x[0], x[0], 1e-5, out=np.empty((4, 2), np.float32))
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        K.split_heads(rand(rng, 1, 2, 12), np.zeros(12, np.float32), 3)
+
+
+# ----------------------------------------------------------------------------- the switch
+
+def test_set_backend_switches_and_rejects_unknown_names():
+    old = K.set_backend("numpy")
+    try:
+        assert K.get_backend() == "numpy"
+        assert K.set_backend("numba") == "numpy"
+        assert K.get_backend() == "numba"
+        with pytest.raises(ValueError, match=r"must be one of \('numba', 'numpy'\), got 'cuda'"):
+            K.set_backend("cuda")
+        assert K.get_backend() == "numba"  # unchanged by the failed call
+    finally:
+        K.set_backend(old)
+
+
+def _python(code, **env):
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full, timeout=120)
+
+
+def test_environment_variable_picks_the_backend_and_numpy_never_imports_numba():
+    code = ("import sys, numpy as np; import minirobera; assert 'numba' not in sys.modules; "
+            "from minirobera import kernels as K; "
+            "K.gelu_bias(np.ones((1, 3), np.float32), np.ones(3, np.float32)); "
+            "print(K.get_backend(), 'numba' in sys.modules)")
+    p = _python(code, MINIROBERA_KERNELS="numpy")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["numpy", "False"]
+    p = _python(code, MINIROBERA_KERNELS="NUMBA")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["numba", "True"]
+    p = _python("import minirobera.kernels", MINIROBERA_KERNELS="fortran")
+    assert p.returncode != 0
+    assert "MINIROBERA_KERNELS must be one of ('numba', 'numpy'), got 'fortran'" in p.stderr
+
+
+def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
+    compiled = K._numba_kernels()
+    assert set(compiled) == set(K._TWINS)
+    for name, dispatcher in compiled.items():
+        assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
+        assert dispatcher.targetoptions.get("parallel", False) == K._PARALLEL, name
+
+
+# ------------------------------------------------------------------ the model, both backends
+
+def test_model_forward_is_the_same_under_both_backends():
+    from minirobera import RobertaConfig, RobertaForMaskedLM
+
+    config = RobertaConfig(vocab_size=50, hidden_size=24, num_attention_heads=3,
+                           intermediate_size=40, num_hidden_layers=2, max_position_embeddings=40)
+    model = RobertaForMaskedLM(config, seed=0)
+    ids = np.array([[0, 5, 6, 7, 8, 2], [0, 9, 2, 1, 1, 1]])
+    mask = (ids != 1).astype(np.int64)
+    a, b = both(lambda: model(ids, attention_mask=mask, output_hidden_states=True))
+    assert_close(a.logits, b.logits, rtol=1e-5)
+    for ha, hb in zip(a.hidden_states, b.hidden_states):
+        assert_close(ha, hb, rtol=1e-5)
+
+
+def test_softmax_exp_is_accurate_over_the_whole_float32_range():
+    # rows [0, v]: p1 / p0 = exp(v) for every v the max-shifted scores can take
+    v = np.linspace(-87, 0, 100_001).astype(np.float32)
+    scores = np.stack([np.zeros_like(v), v], axis=-1)[None, None]  # [1,1,N,2]
+    for backend in ("numba", "numpy"):
+        old = K.set_backend(backend)
+        try:
+            p = K.masked_softmax(scores, None, 1.0).astype(np.float64)[0, 0]
+        finally:
+            K.set_backend(old)
+        np.testing.assert_allclose(p[:, 1] / p[:, 0], np.exp(v.astype(np.float64)), rtol=1e-6)
+    far = K.masked_softmax(np.array([[[[0.0, -100.0]]]], np.float32))
+    assert far[0, 0, 0, 1] == 0.0  # below float32's range: exactly 0, as the reference
