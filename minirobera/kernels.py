@@ -10,7 +10,7 @@ encoder layer, fused so that each array is read once:
     embed_layernorm            LayerNorm(word[ids] + type[type_ids] + pos[pos_ids])
     split_heads                [B,T,3D] fused QKV + bias -> q, k, v as [B,H,T,Dh]
     merge_heads                [B,H,T,Dh] -> [B,T,D]
-    erf                        a vectorisable erf (float64 rational, |error| < 2e-8)
+    erf                        the vectorisable erf GELU uses (within 3.2e-8 of math.erf)
 
 What it leaves out: the matrix multiplies (NumPy's BLAS runs them near the CPU's peak; Numba
 cannot call BLAS without SciPy), and the model itself (layers.py decides what to call).
@@ -23,10 +23,13 @@ kernels compiled only on the first call that needs them, and compiled code is ca
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
 Threads: the matrix multiplies already keep both cores busy through OpenBLAS, whose idle
-threads spin for a while after each call. The kernels therefore run on one thread by default
-(``MINIROBERA_KERNEL_THREADS``, see ``_PARALLEL``); when parallel, Numba uses its
-``workqueue`` threading layer, whose idle threads sleep -- OpenMP's spinning threads fought
-OpenBLAS's and made a forward pass up to 12x slower on these machines.
+threads spin for a while after each call, and the kernels are ~10% of a forward pass. So
+the kernels run on the calling thread (no thread pool at all, nothing to oversubscribe).
+``MINIROBERA_KERNEL_THREADS=2`` compiles them with ``parallel=True`` on Numba's
+``workqueue`` layer (OpenMP's spinning threads fought OpenBLAS's: up to 12x slower); measured
+on 2 cores it gained nothing when the machine was quiet and, with any other load, made the
+small attention GEMMs that follow a kernel wait for descheduled threads (8x128: 0.28 s ->
+3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
 
 Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocabulary, N = B*T rows.
@@ -307,8 +310,8 @@ def _numba_kernels() -> dict:
     if _PARALLEL and "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "workqueue"  # sleeps when idle; OpenMP spins
     # error_model="numpy": no ZeroDivisionError branch, so divisions vectorise. fastmath lets
-    # LLVM re-associate sums (vectorised reductions); the erf/exp formulas above are written
-    # so that re-association cannot cost accuracy (no Cody-Waite split; float64 where needed).
+    # LLVM re-associate sums (vectorised reductions); the erf runs in float64 and the exp's
+    # error bound above was measured on the compiled (fastmath) code, tests hold both.
     # The helpers are inlined into the kernels (inline="always"), so each kernel's inner loop
     # is one straight-line body LLVM can vectorise.
     helper_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
@@ -325,8 +328,8 @@ def _numba_kernels() -> dict:
     g["_bits_as_f32"] = bits_as_f32
     for name in _HELPERS:
         g[name] = numba.njit(**helper_opts)(g[name])
-    for name in _KERNELS:
-        _COMPILED[name] = g[name] = numba.njit(**kernel_opts)(g[name])
+    compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
+    _COMPILED.update(compiled)  # all at once: another thread never sees half of them
     return _COMPILED
 
 

@@ -39,6 +39,8 @@ import math
 
 import numpy as np
 
+from . import kernels  # fused float32 kernels (Numba, or their NumPy twins): MINIROBERA_KERNELS
+
 # ---------------------------------------------------------------------------- activations
 
 # erfc(z) = t * exp(-z^2 + poly(t)), t = 1 / (1 + z/2): the Chebyshev fit of Numerical Recipes
@@ -173,7 +175,7 @@ ACTIVATIONS = {
 
 # ------------------------------------------------------------------------- basic building blocks
 
-def linear(x, w, b=None):  # [..., In], [Out, In], [Out] -> [..., Out]
+def linear(x, w, b=None, out=None):  # [..., In], [Out, In], [Out] -> [..., Out]
     """x @ w.T + b, the torch.nn.Linear convention.
 
     Quirk: Linear weights are stored [out, in] (PyTorch layout), hence the transpose.
@@ -181,9 +183,15 @@ def linear(x, w, b=None):  # [..., In], [Out, In], [Out] -> [..., Out]
     >>> linear(np.ones((2, 3)), np.arange(6.0).reshape(2, 3), np.array([0.5, 0.0])).tolist()
     [[3.5, 12.0], [3.5, 12.0]]
     """
-    y = x.reshape(-1, x.shape[-1]) @ w.T  # one 2-D GEMM for all B*T rows
+    rows = None if out is None else out.reshape(-1, w.shape[0])  # `out`: C-contiguous
+    y = np.matmul(x.reshape(-1, x.shape[-1]), w.T, out=rows)  # one 2-D GEMM for all B*T rows
     y = y.reshape(*x.shape[:-1], w.shape[0])
-    return y if b is None else y + b
+    if b is None:
+        return y
+    if np.result_type(y, b) != y.dtype:
+        return y + b  # e.g. a float64 bias on float32 activations: NumPy's promotion
+    y += b  # y is fresh (or the caller's `out`): add in place, no second [..., Out] array
+    return y
 
 
 def layer_norm(x, g, b, eps):  # [..., D], [D], [D] -> [..., D]
@@ -192,32 +200,43 @@ def layer_norm(x, g, b, eps):  # [..., D], [D], [D] -> [..., D]
     >>> layer_norm(np.array([[1.0, 3.0]]), np.ones(2), np.zeros(2), eps=0.0).tolist()
     [[-1.0, 1.0]]
     """
+    if _all_f32(x, g, b):
+        return kernels.layer_norm(x, g, b, eps)
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = (centred * centred).mean(axis=-1, keepdims=True)  # biased, as torch's LayerNorm
     return centred / np.sqrt(var + eps) * g + b
 
 
-def bias_act(x, b, act):  # [..., F], [F], str -> [..., F]
-    """act(x + b): the FFN's bias and activation (a hot op: a kernel may replace it).
+def bias_act(x, b, act, out=None):  # [..., F], [F], str -> [..., F]
+    """act(x + b): the FFN's bias and activation (a hot op: kernels.gelu_bias for "gelu").
+
+    `out=x` overwrites x (the encoder passes a fresh matmul output).
 
     >>> bias_act(np.array([[-1.0, 1.0]]), np.array([0.0, 1.0]), "relu").tolist()
     [[0.0, 2.0]]
     """
-    return ACTIVATIONS[act](x + b)
+    if act == "gelu" and _all_f32(x, b):
+        return kernels.gelu_bias(x, b, out=out)
+    return _into(out, ACTIVATIONS[act](x + b))
 
 
-def bias_residual_layer_norm(x, b, residual, g, beta, eps):  # [...,D], [D], [...,D] -> [...,D]
-    """LayerNorm(x + b + residual): a post-LN sublayer's exit (a hot op: a kernel may replace it).
+def bias_residual_layer_norm(x, b, residual, g, beta, eps, out=None):
+    # [..., D], [D], [..., D], [D], [D] -> [..., D]
+    """LayerNorm(x + b + residual): a post-LN sublayer's exit (a hot op: one fused kernel).
+
+    `out=x` overwrites x (the encoder passes a fresh matmul output).
 
     >>> bias_residual_layer_norm(np.array([[1.0, 1.0]]), np.array([0.0, 2.0]),
     ...                          np.zeros((1, 2)), np.ones(2), np.zeros(2), 0.0).tolist()
     [[-1.0, 1.0]]
     """
-    return layer_norm(x + b + residual, g, beta, eps)
+    if _all_f32(x, b, residual, g, beta):
+        return kernels.bias_residual_layernorm(x, b, residual, g, beta, eps, out=out)
+    return _into(out, layer_norm(x + b + residual, g, beta, eps))
 
 
-def masked_softmax(scores, bias, scale):  # [B,H,T,T], [B,1,1|T,T], float -> [B,H,T,T]
+def masked_softmax(scores, bias, scale, out=None):  # [B,H,T,T], [B,1,1|T,T], float -> [B,H,T,T]
     """softmax(scores * scale + bias) over the last axis (a hot op: a kernel may replace it).
 
     `bias` holds 0 where a key may be attended and finfo(float32).min where not. A fully
@@ -228,10 +247,24 @@ def masked_softmax(scores, bias, scale):  # [B,H,T,T], [B,1,1|T,T], float -> [B,
     >>> masked_softmax(s, attention_bias(np.array([[1, 1, 0]]), causal=False), 1.0).round(3)
     array([[[[0.5, 0.5, 0. ]]]], dtype=float32)
     """
+    if _all_f32(scores, bias):
+        return kernels.masked_softmax(scores, bias, scale, out=out)
     s = scores * np.float32(scale) + bias
     s = s - s.max(axis=-1, keepdims=True)  # max-shift: exp never overflows
     e = np.exp(s)
-    return e / e.sum(axis=-1, keepdims=True)
+    return _into(out, e / e.sum(axis=-1, keepdims=True))
+
+
+def _all_f32(*arrays):
+    """The kernels run float32 only; other dtypes (float64 examples) take the NumPy lines."""
+    return all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays)
+
+
+def _into(out, y):
+    if out is None:
+        return y
+    out[...] = y
+    return out
 
 
 # ------------------------------------------------------------------------------- embeddings
@@ -271,9 +304,14 @@ def embeddings(p, input_ids=None, token_type_ids=None, position_ids=None, *,
     (1, 3, 4)
     """
     if inputs_embeds is None:
-        x = p["word"][input_ids]
         if position_ids is None:
             position_ids = position_ids_from_input_ids(input_ids, pad_token_id)
+        if _all_f32(p["word"], p["position"], p["token_type"], p["ln"]["g"], p["ln"]["b"]):
+            # gather + sum + LayerNorm row by row, no [B,T,D] temporaries
+            return kernels.embed_layernorm(input_ids, position_ids, token_type_ids, p["word"],
+                                           p["position"], p["token_type"], p["ln"]["g"],
+                                           p["ln"]["b"], eps)
+        x = p["word"][input_ids]
     else:
         x = inputs_embeds
         if position_ids is None:
@@ -327,7 +365,8 @@ def merge_heads(x):  # [B,H,T,Dh] -> [B,T,D]
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
 
 
-def self_attention(x, p, bias, n_head):  # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
+def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
+    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
     """Multi-head scaled dot-product attention; returns the heads merged (before the output
     projection) and the attention probabilities.
 
@@ -337,17 +376,41 @@ def self_attention(x, p, bias, n_head):  # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H
     >>> a.shape, probs[0, 0].round(2).tolist()[0]
     ((1, 3, 8), [1.0, 0.0, 0.0])
     """
-    q = split_heads(linear(x, p["q"]["w"], p["q"]["b"]), n_head)
-    k = split_heads(linear(x, p["k"]["w"], p["k"]["b"]), n_head)
-    v = split_heads(linear(x, p["v"]["w"], p["v"]["b"]), n_head)
-    scores = q @ k.transpose(0, 1, 3, 2)  # [B,H,T,T]
-    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]))
-    return merge_heads(probs @ v), probs
+    B, T, D = x.shape
+    if "qkv" in p and _all_f32(x, p["qkv"]["w"]):
+        # q, k, v side by side (laid out at load by checkpoint.compute_layout): one GEMM,
+        # then bias + head split in one pass
+        qkv = linear(x, p["qkv"]["w"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
+        q, k, v = kernels.split_heads(qkv, p["qkv"]["b"], n_head,
+                                      out=_buffer(scratch, "heads", (3, B, n_head, T, D // n_head)))
+    else:
+        q = split_heads(linear(x, p["q"]["w"], p["q"]["b"]), n_head)
+        k = split_heads(linear(x, p["k"]["w"], p["k"]["b"]), n_head)
+        v = split_heads(linear(x, p["v"]["w"], p["v"]["b"]), n_head)
+    scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
+                       out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
+    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
+    ctx = np.matmul(probs, v, out=_buffer(scratch, "ctx_heads", v.shape))  # [B,H,T,Dh]
+    if ctx.dtype != np.float32:
+        return merge_heads(ctx), probs
+    return kernels.merge_heads(ctx, out=_buffer(scratch, "ctx", (B, T, D))), probs
+
+
+def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allocate)
+    """Scratch space lent by `encoder`: twelve layers reuse one set of large temporaries
+    instead of allocating, zeroing and page-faulting them twelve times (~10% at 32x128)."""
+    if scratch is None:
+        return None
+    buf = scratch.get(name)
+    if buf is None or buf.shape != shape:
+        buf = scratch[name] = np.empty(shape, np.float32)
+    return buf
 
 
 # ---------------------------------------------------------------------------------- encoder
 
-def encoder_layer(x, p, bias, n_head, act, eps):  # [B,T,D] -> [B,T,D], [B,H,T,T]
+def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True):
+    # [B,T,D] -> [B,T,D], [B,H,T,T]
     """One post-LN transformer layer.
 
     Quirk: post-LN (BERT/RoBERTa), LayerNorm *after* each residual add,
@@ -359,23 +422,33 @@ def encoder_layer(x, p, bias, n_head, act, eps):  # [B,T,D] -> [B,T,D], [B,H,T,T
     >>> out.shape, probs.shape
     ((1, 3, 8), (1, 2, 3, 3))
     """
-    a, probs = self_attention(x, p, bias, n_head)
-    h = bias_residual_layer_norm(linear(a, p["attn_out"]["w"]), p["attn_out"]["b"], x,
-                                 p["attn_ln"]["g"], p["attn_ln"]["b"], eps)
-    f = bias_act(linear(h, p["ffn_in"]["w"]), p["ffn_in"]["b"], act)  # [B,T,F]
-    out = bias_residual_layer_norm(linear(f, p["ffn_out"]["w"]), p["ffn_out"]["b"], h,
-                                   p["ffn_ln"]["g"], p["ffn_ln"]["b"], eps)
+    if x.dtype != np.float32:
+        scratch = None
+    a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
+    h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
+    h = bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+                                 p["attn_ln"]["b"], eps, out=h)
+    f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
+               out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
+    f = bias_act(f, p["ffn_in"]["b"], act, out=f)
+    out = linear(f, p["ffn_out"]["w"])
+    out = bias_residual_layer_norm(out, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
+                                   p["ffn_ln"]["b"], eps, out=out)
     return out, probs
 
 
-def encoder(x, layers, bias, n_head, act, eps):  # [B,T,D] -> [B,T,D], L+1 x [B,T,D], L x [B,H,T,T]
+def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True):
+    # [B,T,D] -> [B,T,D], L+1 x [B,T,D], L x [B,H,T,T] (or L x None)
     """Run the layer stack; also return every hidden state (embeddings first) and attention map.
 
+    With `keep_attentions=False` the maps are not kept (None) and their buffer is reused.
     (See the module docstring for an example.)
     """
     hidden_states, attentions = [x], []
+    scratch = {}  # temporaries shared by the layers
     for p in layers:
-        x, probs = encoder_layer(x, p, bias, n_head, act, eps)
+        x, probs = encoder_layer(x, p, bias, n_head, act, eps, scratch, keep_attentions)
+        probs = probs if keep_attentions else None
         hidden_states.append(x)
         attentions.append(probs)
     return x, hidden_states, attentions

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import heads, layers
-from .checkpoint import (init_params, load_state_dict, params_from_state_dict,
+from .checkpoint import (compute_layout, init_params, load_state_dict, params_from_state_dict,
                          save_safetensors, state_dict_from_params)
 from .config import RobertaConfig
 
@@ -254,8 +254,9 @@ class RobertaPreTrainedModel:
         if not isinstance(config, RobertaConfig):
             raise TypeError(f"config must be a RobertaConfig, got {type(config).__name__}")
         self.config = config
-        self.params = (init_params(config, self.parts, np.random.default_rng(seed))
-                       if params is None else params)
+        if params is None:
+            params = init_params(config, self.parts, np.random.default_rng(seed))
+        self.params = compute_layout(params)  # transposed weights, fused q/k/v: see checkpoint.py
 
     def __repr__(self):
         c = self.config
@@ -296,7 +297,8 @@ class RobertaPreTrainedModel:
                               pad_token_id=c.pad_token_id, eps=c.layer_norm_eps)
         bias = layers.attention_bias(inputs["attention_mask"], causal=c.is_decoder)
         h, hidden, attn = layers.encoder(x, self.params["layers"], bias, c.num_attention_heads,
-                                         c.hidden_act, c.layer_norm_eps)
+                                         c.hidden_act, c.layer_norm_eps,
+                                         keep_attentions=output_attentions)
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
 

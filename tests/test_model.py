@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minirobera import modeling
+from minirobera import kernels, modeling
 from minirobera.config import RobertaConfig
 from minirobera.layers import position_ids_from_input_ids
 
@@ -80,8 +80,16 @@ def compare(field, ours, theirs, skip_rows):
     return float(np.max(np.abs(ours - theirs))) if ours.size else 0.0
 
 
+@pytest.fixture(params=kernels.BACKENDS)
+def backend(request):
+    """Run a test under each kernel backend (Numba kernels and their NumPy twins)."""
+    old = kernels.set_backend(request.param)
+    yield request.param
+    kernels.set_backend(old)
+
+
 @pytest.mark.parametrize("entry,fmt", CASES)
-def test_fixture_parity(entry, fmt):
+def test_fixture_parity(entry, fmt, backend):
     model = load(entry["name"], fmt, entry["class"])
     for call, (inputs, expected) in reference(entry["name"]).items():
         full = any(k.startswith("hidden_states") for k in expected)

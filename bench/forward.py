@@ -1,0 +1,410 @@
+"""Forward-pass benchmark: minirobera (Numba / NumPy) against transformers and the GEMM floor.
+
+    python bench/forward.py            # full run (~4-5 min on 2 cores)
+    python bench/forward.py --quick    # 2 rounds, no 32x128 (~1 min)
+
+roberta-base's config (../shared/roberta-base/config.json or --config) with random weights:
+the cost does not depend on the values. The checkpoint is written once (RobertaForMaskedLM,
+model.safetensors, by transformers if installed, else by minirobera) to bench/_work/.
+
+Every implementation runs in its OWN process (PyTorch and NumPy in one process distort each
+other: spinning BLAS / OpenMP threads), all with the same thread count (2). A driver hands
+the processes one measurement at a time, alternating their order every round, and pauses
+between hand-overs so the last one's idle threads stop spinning. Before each measurement
+it waits (up to --wait-quiet seconds) for the machine to be quiet, and it records how much
+CPU other processes used during the timed runs ("foreign load", in cores).
+
+Implementations (--impls):
+    minirobera-numba   minirobera.RobertaModel, MINIROBERA_KERNELS=numba
+    minirobera-numpy   minirobera.RobertaModel, MINIROBERA_KERNELS=numpy
+    fastpath-numba     bench/fastpath.py: the prototype schedule layers.py can adopt
+    hf-eager, hf-sdpa  transformers RobertaModel (torch), attn_implementation eager / sdpa
+    floor              the matrix multiplies of fastpath alone (weights pre-transposed)
+  on request only:
+    torch-floor        the same matrix multiplies in torch (is its BLAS faster than ours?)
+    *-numba-par        fastpath / minirobera with the kernels on 2 Numba threads (workqueue)
+
+Prints per shape the median ms of each, the ratio to transformers eager (and sdpa), the
+fraction of the GEMM floor, then peak RSS of load + one 1x128 forward against the checkpoint
+size; writes the same as a markdown table (--out, default bench/_work/forward.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / "_work"
+DEFAULT_CONFIG = Path(os.environ.get("MINIROBERA_ROBERTA_BASE")
+                      or REPO.parent / "shared" / "roberta-base") / "config.json"
+SHAPES = [(1, 8), (1, 128), (1, 512), (8, 128), (32, 128)]
+IMPLS = ["minirobera-numba", "minirobera-numpy", "fastpath-numba", "hf-eager", "hf-sdpa",
+         "floor"]
+EXTRA = ["fastpath-numba-par", "minirobera-numba-par",  # kernels multi-threaded (workqueue)
+         "torch-floor"]  # the floor's matmuls in torch (MKL): is its BLAS faster than ours?
+
+
+# ============================================================================ the worker side
+
+def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"):
+    """-> (run(ids, mask) callable, details dict). Runs inside the worker process."""
+    if impl.startswith("hf-"):
+        import torch
+        import transformers
+        torch.set_num_threads(threads)
+        cls = getattr(transformers, model_class)
+        model = cls.from_pretrained(ckpt, attn_implementation=impl[3:]).eval()
+
+        def run(ids, mask):
+            with torch.inference_mode():
+                out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+            return out[0]
+        return run, {"torch": torch.__version__, "transformers": transformers.__version__}
+    if impl.startswith("minirobera-"):
+        import minirobera
+        from minirobera import kernels
+        kernels.set_backend(impl.split("-")[1])
+        model = getattr(minirobera, model_class).from_pretrained(ckpt)
+
+        def run(ids, mask):
+            return model(input_ids=ids, attention_mask=mask)[0]
+        return run, {"kernels": kernels.get_backend()}
+    sys.path.insert(0, str(HERE))
+    import fastpath
+    from safetensors.numpy import load_file
+    from minirobera import kernels
+    kernels.set_backend("numba")
+    config = json.loads((ckpt / "config.json").read_text())
+    fp = fastpath.fast_params(load_file(ckpt / "model.safetensors"),
+                              config["num_hidden_layers"])
+    heads = config["num_attention_heads"]
+    if impl == "torch-floor":
+        return _torch_floor(fp, heads, threads), {}
+    if impl == "floor":
+        return (lambda ids, mask: fastpath.gemm_floor(fp, *ids.shape, n_head=heads)), {}
+    return (lambda ids, mask: fastpath.forward(fp, ids, mask, n_head=heads)), {}
+
+
+def _torch_floor(fp, n_head, threads):
+    """fastpath.gemm_floor with torch.matmul (MKL / oneDNN) instead of NumPy's OpenBLAS."""
+    import torch
+    torch.set_num_threads(threads)
+    ws = [{k: torch.from_numpy(lp[k]) for k in ("wqkv", "wo", "wi", "w2")} for lp in fp["layers"]]
+    D, F = fp["word"].shape[1], fp["layers"][0]["wi"].shape[1]
+
+    def run(ids, mask):
+        B, T = ids.shape
+        N, Dh = B * T, D // n_head
+        x = torch.full((N, D), 0.01)
+        qkv, tmp = torch.empty((N, 3 * D)), torch.empty((N, D))
+        q, k, v = torch.full((3, B, n_head, T, Dh), 0.01)
+        s, ctx_h = torch.empty((B, n_head, T, T)), torch.empty((B, n_head, T, Dh))
+        ctx, inter = torch.full((N, D), 0.01), torch.full((N, F), 0.01)
+        with torch.inference_mode():
+            for w in ws:
+                torch.matmul(x, w["wqkv"], out=qkv)
+                torch.matmul(q, k.transpose(2, 3), out=s)
+                torch.matmul(s, v, out=ctx_h)
+                torch.matmul(ctx, w["wo"], out=tmp)
+                torch.matmul(x, w["wi"], out=inter)
+                torch.matmul(inter, w["w2"], out=tmp)
+        return tmp
+    return run
+
+
+def _inputs(B: int, T: int, vocab: int = 50265):
+    rng = np.random.default_rng(B * 1000 + T)
+    ids = rng.integers(3, vocab - 1, (B, T)).astype(np.int64)
+    ids[:, 0], ids[:, -1] = 0, 2  # <s> ... </s>
+    return ids, np.ones((B, T), np.int64)
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def worker(args) -> None:
+    """Line protocol on stdin/stdout: `B T reps` -> one JSON line of times; EOF ends."""
+    run, details = _load(args.worker, Path(args.ckpt), args.threads)
+    print(json.dumps({"ready": True, **details}), flush=True)
+    for line in sys.stdin:
+        B, T, reps = map(int, line.split())
+        ids, mask = _inputs(B, T)
+        times, cpu = [], []
+        for _ in range(reps):
+            c0, t0 = _cpu_seconds(), time.perf_counter()
+            run(ids, mask)
+            times.append(time.perf_counter() - t0)
+            cpu.append(_cpu_seconds() - c0)
+        print(json.dumps({"times": times, "cpu": cpu}), flush=True)
+
+
+def rss_probe(args) -> None:
+    """Fresh process: load RobertaForMaskedLM + one 1x128 forward; print peak RSS (VmHWM)."""
+    def hwm():
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import numpy as np  # baseline: the interpreter with numpy
+    before = hwm()
+    if args.rss.startswith("hf-"):  # the runtime: libraries imported, kernels loaded
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    else:
+        import minirobera.modeling  # noqa: F401
+        from minirobera import kernels
+        kernels.set_backend(args.rss.split("-")[1] if args.rss.startswith("minirobera") else "numba")
+        kernels.gelu_bias(np.ones((1, 4), np.float32), np.ones(4, np.float32))
+    runtime = hwm()
+    run, _ = _load(args.rss, Path(args.ckpt), args.threads, "RobertaForMaskedLM")
+    after_load = hwm()
+    run(*_inputs(1, 128))
+    print(json.dumps({"baseline": before, "runtime": runtime, "load": after_load, "peak": hwm()}),
+          flush=True)
+
+
+# ============================================================================ the driver side
+
+def make_checkpoint(config_path: Path, out: Path) -> Path:
+    """roberta-base-sized RobertaForMaskedLM with random weights, written once."""
+    if (out / "model.safetensors").is_file() and (out / "config.json").is_file():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    code = f"""
+import json
+cfg = json.load(open({str(config_path)!r}))
+try:
+    import torch, transformers
+    torch.manual_seed(0)
+    m = transformers.RobertaForMaskedLM(transformers.RobertaConfig(**cfg))
+    m.save_pretrained({str(out)!r}, safe_serialization=True)
+except ImportError:
+    import minirobera
+    c = minirobera.RobertaConfig.from_pretrained({str(config_path.parent)!r})
+    minirobera.RobertaForMaskedLM(c, seed=0).save_pretrained({str(out)!r})
+"""
+    print(f"writing a random-weight checkpoint to {out} ...", flush=True)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    return out
+
+
+def _env(impl: str, threads: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        env[var] = str(threads)
+    if impl.startswith("minirobera-"):
+        env["MINIROBERA_KERNELS"] = impl.split("-")[1]
+    if impl.endswith("-par"):  # the kernels on Numba's threads (workqueue) too
+        env["MINIROBERA_KERNEL_THREADS"] = str(threads)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+class Worker:
+    def __init__(self, impl, ckpt, threads):
+        self.impl = impl
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--ckpt", str(ckpt),
+             "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=_env(impl, threads), text=True, cwd=REPO)
+        self.info = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.impl} died (see its traceback above)")
+        return json.loads(line)
+
+    def measure(self, B, T, reps):
+        self.proc.stdin.write(f"{B} {T} {reps}\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def _busy_jiffies():
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    vals = list(map(int, fields))
+    return sum(vals) - vals[3] - vals[4], os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.25, window: float = 0.3) -> float:
+    """Wait until other processes use < `threshold` cores; returns the load last seen."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, hz = _busy_jiffies()
+        time.sleep(window)
+        load = (_busy_jiffies()[0] - b0) / hz / window
+        if load < threshold or time.monotonic() >= deadline:
+            return load
+
+
+def _reps(B, T):
+    return 3 if B * T <= 128 else 1
+
+
+def run_benchmark(args, ckpt):
+    shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
+    impls = args.impls.split(",")
+    unknown = sorted(set(impls) - set(IMPLS) - set(EXTRA))
+    if unknown:
+        raise SystemExit(f"unknown --impls {unknown}; choose from {IMPLS}")
+    workers = {}
+    for impl in impls:
+        print(f"starting {impl} ...", flush=True)
+        workers[impl] = Worker(impl, ckpt, args.threads)
+    times = {(i, s): [] for i in impls for s in shapes}
+    foreign = []
+    try:
+        for impl in impls:  # warm-up: compile, caches, first-touch of the weights
+            for B, T in shapes:
+                workers[impl].measure(B, T, 1)
+        for r in range(args.rounds):
+            order = impls[r % len(impls):] + impls[:r % len(impls)]
+            if r % 2:
+                order = order[::-1]
+            for B, T in shapes:
+                for impl in order:
+                    time.sleep(args.pause)
+                    wait_quiet(args.wait_quiet)
+                    b0, hz = _busy_jiffies()
+                    t0 = time.perf_counter()
+                    res = workers[impl].measure(B, T, _reps(B, T))
+                    wall = time.perf_counter() - t0
+                    other = ((_busy_jiffies()[0] - b0) / hz - sum(res["cpu"])) / wall
+                    foreign.append(max(other, 0.0))
+                    times[impl, (B, T)].extend(res["times"])
+            print(f"round {r + 1}/{args.rounds} done", flush=True)
+    finally:
+        for w in workers.values():
+            w.close()
+    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
+    return shapes, impls, med, best, foreign, {i: w.info for i, w in workers.items()}
+
+
+def measure_rss(args, ckpt, impls):
+    size = (ckpt / "model.safetensors").stat().st_size
+    rows = []
+    for impl in impls:
+        if impl.endswith("floor"):
+            continue
+        p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--rss", impl,
+                            "--ckpt", str(ckpt), "--threads", str(args.threads)],
+                           env=_env(impl, args.threads), capture_output=True, text=True, cwd=REPO)
+        if p.returncode:
+            rows.append((impl, None, p.stderr.strip().splitlines()[-1:]))
+            continue
+        rows.append((impl, json.loads(p.stdout.strip().splitlines()[-1]), None))
+    return size, rows
+
+
+def table(shapes, impls, med, args):
+    has = set(impls).__contains__
+    head = ["shape"] + [f"{i} ms" for i in impls]
+    if has("hf-eager"):
+        head += [f"{i} / eager" for i in impls if i.startswith(("minirobera", "fastpath"))]
+    if has("hf-sdpa"):
+        head += [f"{i} / sdpa" for i in impls if i.startswith(("minirobera-numba", "fastpath"))]
+    if has("floor"):
+        head += [f"{i} / floor" for i in impls if i.startswith(("minirobera-numba", "fastpath"))]
+    if has("floor") and has("hf-eager"):
+        head += ["floor / eager (the best any NumPy forward can do)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in shapes:
+        row = [f"{s[0]}x{s[1]}"] + [f"{med[i, s]:,.1f}" for i in impls]
+        for ref in ("hf-eager", "hf-sdpa", "floor"):
+            if not has(ref):
+                continue
+            mine = [i for i in impls if i.startswith(("minirobera", "fastpath"))]
+            if ref != "hf-eager":
+                mine = [i for i in mine if i.startswith(("minirobera-numba", "fastpath"))]
+            row += [f"{med[i, s] / med[ref, s]:.3f}" for i in mine]
+        if has("floor") and has("hf-eager"):
+            row.append(f"{med['floor', s] / med['hf-eager', s]:.3f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="2 rounds, shapes without 32x128")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--shapes", default=",".join(f"{b}x{t}" for b, t in SHAPES))
+    ap.add_argument("--impls", default=",".join(IMPLS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--pause", type=float, default=0.3,
+                    help="seconds between hand-overs (idle BLAS/OpenMP threads stop spinning)")
+    ap.add_argument("--wait-quiet", type=float, default=5.0,
+                    help="wait up to this long before each measurement for other load to end")
+    ap.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    ap.add_argument("--ckpt", type=Path, default=None, help="checkpoint folder (default: make one)")
+    ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--out", type=Path, default=WORK / "forward.md")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--rss", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args)
+    if args.rss:
+        return rss_probe(args)
+    if args.quick:
+        args.rounds = min(args.rounds, 2)
+        if args.shapes == parser_default(ap, "shapes"):
+            args.shapes = "1x8,1x128,1x512,8x128"
+    ckpt = args.ckpt or make_checkpoint(args.config, WORK / "roberta-base-random")
+    t_start = time.time()
+    load0 = os.getloadavg()
+    shapes, impls, med, best, foreign, info = run_benchmark(args, ckpt)
+    md = [f"Forward pass, roberta-base config, random weights, fp32, {args.threads} threads, "
+          f"each implementation in its own process, {args.rounds} alternating rounds, medians.",
+          f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"numpy {np.__version__}; {json.dumps({k: v for k, v in info.items() if len(v) > 1})}",
+          f"Load: loadavg at start {load0[0]:.2f}; CPU used by other processes during the timed "
+          f"runs: median {np.median(foreign):.2f} cores, max {max(foreign):.2f} "
+          f"(run took {time.time() - t_start:.0f} s).", "", "Medians (ms) and ratios:", "",
+          table(shapes, impls, med, args), "",
+          "Best of all runs (ms), for reference when the machine was not quiet:", "",
+          table(shapes, impls, best, args)]
+    if not args.no_rss:
+        size, rows = measure_rss(args, ckpt, impls)
+        md += ["", f"Peak RSS, fresh process: load RobertaForMaskedLM + one 1x128 forward "
+                   f"(checkpoint model.safetensors = {size / 2**20:.0f} MiB):", "",
+               "| implementation | python+numpy MiB | + runtime (libraries, kernels) MiB | "
+               "after load MiB | peak MiB | peak / checkpoint | (peak - runtime) / checkpoint |",
+               "|---|---|---|---|---|---|---|"]
+        for impl, r, err in rows:
+            if r is None:
+                md.append(f"| {impl} | failed: {err} | | | | | |")
+            else:
+                md.append(f"| {impl} | {r['baseline'] / 2**20:.0f} | {r['runtime'] / 2**20:.0f} | "
+                          f"{r['load'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
+                          f"{r['peak'] / size:.2f} | {(r['peak'] - r['runtime']) / size:.2f} |")
+    text = "\n".join(md)
+    print("\n" + text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(f"\n(written to {args.out})")
+
+
+def parser_default(ap, dest):
+    return ap.get_default(dest)
+
+
+if __name__ == "__main__":
+    main()
