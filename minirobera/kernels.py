@@ -609,13 +609,7 @@ def embed_layernorm(input_ids, position_ids, token_type_ids, word, pos, typ, gam
     flat_ids = _ids("input_ids", ids, ids.shape, word.shape[0])
     flat_pos = _ids("position_ids", position_ids, ids.shape, pos.shape[0])
     flat_typ = _ids("token_type_ids", token_type_ids, ids.shape, typ.shape[0])
-    shape = ids.shape + (d,)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    else:
-        _f32("out", out)
-        if out.shape != shape or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    out = _out_array(out, ids.shape + (d,))
     if out.size:
         _impl("_embed_layernorm_loops")(flat_ids, flat_pos, flat_typ, word, pos, typ, gamma,
                                         beta, float(eps), out.reshape(-1, d))
@@ -640,12 +634,7 @@ def split_heads(qkv, bias, num_heads: int, out=None):
                          f"by num_heads={num_heads}")
     _vec("bias", bias, d3)
     dh = d3 // 3 // num_heads
-    shape = (3, B, num_heads, T, dh)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != np.float32 \
-            or not out.flags.c_contiguous:
-        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    out = _out_array(out, (3, B, num_heads, T, dh))
     if out.size:
         _impl("_split_heads_loops")(qkv, bias, out)
     return out[0], out[1], out[2]
@@ -659,13 +648,17 @@ def merge_heads(ctx, out=None) -> np.ndarray:  # [B,H,T,Dh] -> [B,T,D]
     """
     _f32("ctx", ctx, 4)
     B, H, T, Dh = ctx.shape
-    shape = (B, T, H * Dh)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    else:
-        _f32("out", out)
-        if out.shape != shape or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+    out = _out_array(out, (B, T, H * Dh))
     if out.size:
         _impl("_merge_heads_loops")(ctx, out)
+    return out
+
+
+def _out_array(out, shape):
+    """A fresh float32 array of `shape`, or the caller's `out` once checked to fit."""
+    if out is None:
+        return np.empty(shape, np.float32)
+    if (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape
+            or not out.flags.c_contiguous):
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     return out
