@@ -317,12 +317,13 @@ class Pipeline:
         """The longest input the model takes, special tokens included (512 for roberta-base)."""
         return max_model_tokens(self.model.config)
 
-    def _forward(self, id_lists: Sequence[Sequence[int]], take, hint: str) -> list:
+    def _forward(self, id_lists: Sequence[Sequence[int]], take, hint: str, run=None) -> list:
         """Run the model on length-sorted batches; keep `take(output, row, i)` per input i.
 
         `take` picks what postprocessing needs from the padded batch output (row `row`
         holds input i), so big outputs like [B,T,V] logits are dropped batch by batch.
-        Returns take's results in input order; `hint` ends the too-long error.
+        `run(ids, mask, batch)` replaces the plain model call when a task needs less than
+        the full output. Returns take's results in input order; `hint` ends the too-long error.
         """
         lengths = [len(x) for x in id_lists]
         check_lengths(lengths, self.max_tokens, hint)
@@ -330,7 +331,8 @@ class Pipeline:
         pad_id = self.tokenizer.pad_token_id
         for batch in length_batches(lengths, self.batch_size, self.max_batch_tokens):
             ids, mask = pad_ids([id_lists[i] for i in batch], pad_id)
-            output = self.model(input_ids=ids, attention_mask=mask)
+            output = (self.model(input_ids=ids, attention_mask=mask) if run is None
+                      else run(ids, mask, batch))
             for row, i in enumerate(batch):
                 results[i] = take(output, row, i)
         return results
@@ -431,7 +433,6 @@ class FillMaskPipeline(Pipeline):
     task = "fill-mask"
     model_class = "RobertaForMaskedLM"
     parameters = {"top_k": 5, "targets": None, "tokenizer_kwargs": None}
-    max_batch_tokens = 1024  # the logits are [tokens, 50265] floats: ~200 MB per batch
 
     def __call__(self, inputs, **options):
         result = super().__call__(inputs, **options)
@@ -455,9 +456,17 @@ class FillMaskPipeline(Pipeline):
         masks = [self._mask_positions(ids, text) for ids, text in zip(id_lists, texts)]
         hint = ("pass tokenizer_kwargs={'truncation': True} to keep the first tokens "
                 "(the <mask> must be among them)")
-        logits = self._forward(id_lists, lambda out, row, i: out.logits[row, masks[i]], hint)
+        logits = self._forward(id_lists, lambda out, row, i: out[row], hint,
+                               run=lambda ids, mask, batch: self._mask_logits(ids, mask,
+                                                                              [masks[i] for i in batch]))
         return [fill_mask_predictions(lg, ids, m, tok, top_k, target_ids)
                 for lg, ids, m in zip(logits, id_lists, masks)]
+
+    def _mask_logits(self, ids, mask, mask_positions) -> list:  # [B,T] -> B x [M_b,V]
+        """The LM head at the <mask> rows only (softmax needs nothing else)."""
+        positions = [(row, col) for row, cols in enumerate(mask_positions) for col in cols]
+        logits = self.model.logits_at(ids, mask, positions=positions)
+        return np.split(logits, np.cumsum([len(cols) for cols in mask_positions])[:-1])
 
     def _mask_positions(self, ids, text) -> np.ndarray:
         positions = np.flatnonzero(np.array(ids) == self.tokenizer.mask_token_id)

@@ -99,9 +99,9 @@ def test_length_sorted_batches_keep_input_order(tiny, monkeypatch):
     class Spy:
         config = model.config
 
-        def __call__(self, input_ids, attention_mask):
+        def logits_at(self, input_ids, attention_mask, positions):  # what fill-mask calls
             widths.append(input_ids.shape)
-            return model(input_ids=input_ids, attention_mask=attention_mask)
+            return model.logits_at(input_ids, attention_mask, positions=positions)
 
     monkeypatch.setattr(pipe, "model", Spy())
     batched = pipe(texts)
