@@ -26,7 +26,7 @@ Head params (checkpoint.py maps transformers' names onto these):
 
 import numpy as np
 
-from .layers import gelu, layer_norm, linear
+from .layers import bias_act, layer_norm, linear
 
 IGNORE_INDEX = -100  # labels equal to this are skipped by the losses, as in PyTorch
 
@@ -55,7 +55,7 @@ def lm_head(h, p, eps):  # [B,T,D] -> [B,T,V]
     >>> lm_head(np.ones((2, 3, D), np.float32), p, eps=1e-5).shape
     (2, 3, 6)
     """
-    x = gelu(linear(h, p["dense"]["w"], p["dense"]["b"]))
+    x = bias_act(linear(h, p["dense"]["w"]), p["dense"]["b"], "gelu")  # exact GELU, fused kernel
     x = layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps)
     return linear(x, p["decoder"]["w"], p["decoder"]["b"])
 
