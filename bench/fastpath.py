@@ -83,18 +83,17 @@ def forward(fp, input_ids, attention_mask=None, *, n_head=12, pad=1, eps=1e-5):
     madd = np.where(np.asarray(attention_mask).astype(bool), np.float32(0), _MIN)
     ranges = key_ranges(attention_mask)
     qkv = np.empty((N, 3 * D), np.float32)
-    heads = np.empty((3, B, n_head, T, Dh), np.float32)
     scores = np.empty(B * n_head * T * T, np.float32)
-    ctx_h = np.empty((B, n_head, T, Dh), np.float32)
     ctx = np.empty((N, D), np.float32)
+    ctx_h = ctx.reshape(B, T, n_head, Dh).transpose(0, 2, 1, 3)  # heads written in place
     tmp = np.empty((N, D), np.float32)
     inter = np.empty((N, F), np.float32)
     scale = 1.0 / np.sqrt(Dh)
     for lp in fp["layers"]:
         np.matmul(x, lp["wqkv"], out=qkv)
-        q, k, v = K.split_heads(qkv.reshape(B, T, 3 * D), lp["bqkv"], n_head, out=heads)
+        qkv += lp["bqkv"]
+        q, k, v = qkv.reshape(B, T, 3, n_head, Dh).transpose(2, 0, 3, 1, 4)  # strided views
         _attention(q, k, v, madd, ranges, scale, scores, ctx_h)
-        K.merge_heads(ctx_h, out=ctx.reshape(B, T, D))
         np.matmul(ctx, lp["wo"], out=tmp)
         K.bias_residual_layernorm(tmp, lp["bo"], x, lp["g1"], lp["b1"], eps, out=x)
         np.matmul(x, lp["wi"], out=inter)
@@ -127,11 +126,11 @@ def gemm_floor(fp, B, T, *, n_head=12):  # -> [B*T, D] (values meaningless)
     F = fp["layers"][0]["wi"].shape[1]
     Dh, N = D // n_head, B * T
     x = np.full((N, D), 0.01, np.float32)
-    qkv = np.empty((N, 3 * D), np.float32)
-    q, k, v = np.full((3, B, n_head, T, Dh), 0.01, np.float32)
+    qkv = np.full((N, 3 * D), 0.01, np.float32)
+    q, k, v = qkv.reshape(B, T, 3, n_head, Dh).transpose(2, 0, 3, 1, 4)
     s = np.empty((B, n_head, T, T), np.float32)
-    ctx_h = np.empty((B, n_head, T, Dh), np.float32)
     ctx = np.full((N, D), 0.01, np.float32)
+    ctx_h = ctx.reshape(B, T, n_head, Dh).transpose(0, 2, 1, 3)
     tmp = np.empty((N, D), np.float32)
     inter = np.full((N, F), 0.01, np.float32)
     for lp in fp["layers"]:

@@ -345,7 +345,8 @@ def attention_bias(attention_mask, causal):  # [B,T] -> [B,1,1,T] or [B,1,T,T]
 
 
 def split_heads(x, n_head):  # [B,T,D] -> [B,H,T,Dh]
-    """Cut the last axis into H heads of Dh and move heads before tokens.
+    """Cut the last axis into H heads of Dh and move heads before tokens: a strided view of
+    x, not a copy (np.matmul hands such views to BLAS as they are).
 
     >>> split_heads(np.zeros((2, 5, 12)), 3).shape
     (2, 3, 5, 4)
@@ -378,11 +379,11 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     """
     B, T, D = x.shape
     if "qkv" in p and _all_f32(x, p["qkv"]["w"]):
-        # q, k, v side by side (laid out at load by checkpoint.compute_layout): one GEMM,
-        # then bias + head split in one pass
-        qkv = linear(x, p["qkv"]["w"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
-        q, k, v = kernels.split_heads(qkv, p["qkv"]["b"], n_head,
-                                      out=_buffer(scratch, "heads", (3, B, n_head, T, D // n_head)))
+        # q, k, v side by side (laid out at load by checkpoint.compute_layout): one GEMM and
+        # one bias add; the heads are strided views into it, never copied (BLAS takes them)
+        qkv = linear(x, p["qkv"]["w"], p["qkv"]["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
+        heads = split_heads(qkv, 3 * n_head)  # [B,3H,T,Dh]: q heads, then k, then v
+        q, k, v = heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
     else:
         q = split_heads(linear(x, p["q"]["w"], p["q"]["b"]), n_head)
         k = split_heads(linear(x, p["k"]["w"], p["k"]["b"]), n_head)
@@ -390,10 +391,14 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
                        out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
     probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
-    ctx = np.matmul(probs, v, out=_buffer(scratch, "ctx_heads", v.shape))  # [B,H,T,Dh]
-    if ctx.dtype != np.float32:
-        return merge_heads(ctx), probs
-    return kernels.merge_heads(ctx, out=_buffer(scratch, "ctx", (B, T, D))), probs
+    if probs.dtype != np.float32:
+        return merge_heads(np.matmul(probs, v)), probs
+    # merge_heads for free: the GEMM writes each head's [T,Dh] block straight into its
+    # columns of a [B,T,H,Dh] array, which is [B,T,D] without a copy
+    ctx = _buffer(scratch, "ctx", (B, T, D))
+    ctx = np.empty((B, T, D), np.float32) if ctx is None else ctx
+    np.matmul(probs, v, out=split_heads(ctx, n_head))
+    return ctx, probs
 
 
 def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allocate)
