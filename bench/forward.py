@@ -1,14 +1,16 @@
 """Forward-pass benchmark: minirobera (Numba / NumPy) against transformers and the GEMM floor.
 
-    python bench/forward.py            # full run (~4-5 min on 2 cores)
+    python bench/forward.py            # full run (~7 min on 2 cores)
     python bench/forward.py --quick    # 2 rounds, no 32x128 (~1 min)
 
 roberta-base's config (../shared/roberta-base/config.json or --config) with random weights:
 the cost does not depend on the values. The checkpoint is written once (RobertaForMaskedLM,
 model.safetensors, by transformers if installed, else by minirobera) to bench/_work/.
 
-Every implementation runs in its OWN process (PyTorch and NumPy in one process distort each
-other: spinning BLAS / OpenMP threads), all with the same thread count (2). A driver hands
+Every implementation runs in its OWN processes (PyTorch and NumPy in one process distort each
+other: spinning BLAS / OpenMP threads), all with the same thread count (2); two processes
+each (--procs), taking turns round by round, so that one unlucky process (where its weights
+landed in memory) does not decide an implementation's median. A driver hands
 the processes one measurement at a time, alternating their order every round, and pauses
 between hand-overs so the last one's idle threads stop spinning. Before each measurement
 it waits (up to --wait-quiet seconds) for the machine to be quiet, and it records how much
@@ -264,16 +266,20 @@ def run_benchmark(args, ckpt):
     unknown = sorted(set(impls) - set(IMPLS) - set(EXTRA))
     if unknown:
         raise SystemExit(f"unknown --impls {unknown}; choose from {IMPLS}")
+    # --procs processes per implementation, taking turns round by round: one process can be
+    # unlucky for its whole life (where its weights landed in memory, which core it started
+    # on); measured over two, such an effect shows up in the median instead of deciding it
     workers = {}
     for impl in impls:
-        print(f"starting {impl} ...", flush=True)
-        workers[impl] = Worker(impl, ckpt, args.threads)
+        print(f"starting {impl} ({args.procs} processes) ...", flush=True)
+        workers[impl] = [Worker(impl, ckpt, args.threads) for _ in range(args.procs)]
     times = {(i, s): [] for i in impls for s in shapes}
     foreign = []
     try:
         for impl in impls:  # warm-up: compile, caches, first-touch of the weights
-            for B, T in shapes:
-                workers[impl].measure(B, T, 1)
+            for w in workers[impl]:
+                for B, T in shapes:
+                    w.measure(B, T, 1)
         for r in range(args.rounds):
             order = impls[r % len(impls):] + impls[:r % len(impls)]
             if r % 2:
@@ -284,18 +290,19 @@ def run_benchmark(args, ckpt):
                     wait_quiet(args.wait_quiet)
                     b0, hz = _busy_jiffies()
                     t0 = time.perf_counter()
-                    res = workers[impl].measure(B, T, _reps(B, T))
+                    res = workers[impl][r % args.procs].measure(B, T, _reps(B, T))
                     wall = time.perf_counter() - t0
                     other = ((_busy_jiffies()[0] - b0) / hz - sum(res["cpu"])) / wall
                     foreign.append(max(other, 0.0))
                     times[impl, (B, T)].extend(res["times"])
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
-        for w in workers.values():
-            w.close()
+        for ws in workers.values():
+            for w in ws:
+                w.close()
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
-    return shapes, impls, med, best, foreign, {i: w.info for i, w in workers.items()}
+    return shapes, impls, med, best, foreign, {i: ws[0].info for i, ws in workers.items()}
 
 
 def measure_rss(args, ckpt, impls):
@@ -344,7 +351,9 @@ def table(shapes, impls, med, args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 rounds, shapes without 32x128")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--procs", type=int, default=2,
+                    help="processes per implementation, taking turns round by round")
     ap.add_argument("--shapes", default=",".join(f"{b}x{t}" for b, t in SHAPES))
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--threads", type=int, default=2)
@@ -372,7 +381,8 @@ def main(argv=None):
     load0 = os.getloadavg()
     shapes, impls, med, best, foreign, info = run_benchmark(args, ckpt)
     md = [f"Forward pass, roberta-base config, random weights, fp32, {args.threads} threads, "
-          f"each implementation in its own process, {args.rounds} alternating rounds, medians.",
+          f"each implementation in its own processes ({args.procs}, taking turns), "
+          f"{args.rounds} alternating rounds, medians.",
           f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"numpy {np.__version__}; {json.dumps({k: v for k, v in info.items() if len(v) > 1})}",
           f"Load: loadavg at start {load0[0]:.2f}; CPU used by other processes during the timed "
