@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import forward  # noqa: E402  (the checkpoint maker)
+import forward  # noqa: E402  (the random-weight checkpoint)
 
 GEMMS = ("QKV projection", "QK^T", "probs @ V", "attention output", "FFN in", "FFN out")
 
@@ -92,16 +92,8 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--config", type=Path, default=forward.DEFAULT_CONFIG)
     args = ap.parse_args(argv)
-    if not args.config.is_file():
-        raise SystemExit(f"no config at {args.config}: pass --config (roberta-base's config.json)")
-    ckpt = forward.make_checkpoint(args.config, forward.WORK / "roberta-base-random")
-    import warnings
-
-    import minirobera
+    model = forward.random_base_model(args.config)
     from minirobera import kernels
-    with warnings.catch_warnings():  # the LM head's unused weights, the pooler's missing ones
-        warnings.simplefilter("ignore")
-        model = minirobera.RobertaModel.from_pretrained(ckpt)
     print(f"kernels: {kernels.get_backend()}; ms per forward (12 layers), median of {args.reps}")
     for shape in args.shapes.split(","):
         B, T = map(int, shape.split("x"))

@@ -178,6 +178,20 @@ def rss_probe(args) -> None:
 
 # ============================================================================ the driver side
 
+def random_base_model(config_path: Path):
+    """minirobera.RobertaModel on the random-weight checkpoint (made once): for the scripts
+    that profile minirobera alone (breakdown.py, padding.py)."""
+    if not config_path.is_file():
+        raise SystemExit(f"no config at {config_path}: pass --config (roberta-base's config.json)")
+    ckpt = make_checkpoint(config_path, WORK / "roberta-base-random")
+    import warnings
+
+    import minirobera
+    with warnings.catch_warnings():  # a RobertaForMaskedLM checkpoint: LM head unused, no pooler
+        warnings.simplefilter("ignore")
+        return minirobera.RobertaModel.from_pretrained(ckpt)
+
+
 def make_checkpoint(config_path: Path, out: Path) -> Path:
     """roberta-base-sized RobertaForMaskedLM with random weights, written once."""
     if (out / "model.safetensors").is_file() and (out / "config.json").is_file():

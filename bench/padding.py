@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import forward  # noqa: E402  (the checkpoint maker and the input ids)
+import forward  # noqa: E402  (the random-weight checkpoint)
 
 
 def plans(lengths, batch_size, max_tokens):
@@ -57,13 +57,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--config", type=Path, default=forward.DEFAULT_CONFIG)
     args = ap.parse_args(argv)
-    if not args.config.is_file():
-        raise SystemExit(f"no config at {args.config}: pass --config (roberta-base's config.json)")
-    ckpt = forward.make_checkpoint(args.config, forward.WORK / "roberta-base-random")
-
-    import minirobera
+    model = forward.random_base_model(args.config)
     from minirobera.pipelines import Pipeline
-    model = minirobera.RobertaModel.from_pretrained(ckpt)
     rng = np.random.default_rng(0)
     lengths = rng.integers(args.min_len, args.max_len + 1, args.n).tolist()
     id_lists = [[0, *rng.integers(3, 50000, n - 2).tolist(), 2] for n in lengths]
