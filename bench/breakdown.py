@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "2")
+    os.environ.setdefault(_var, "2")  # before NumPy starts its BLAS
 
 import numpy as np  # noqa: E402
 
@@ -60,7 +60,7 @@ def profile_layers(model, B, T, reps):
             tick("QKV bias")
             heads = layers.split_heads(qkv, 3 * H)
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
-            s = np.matmul(q, k.transpose(0, 1, 3, 2), out=layers._buffer(buf, "s", (B, H, T, T)))
+            s = np.matmul(q, k.transpose(0, 1, 3, 2), out=layers._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
             s = layers.masked_softmax(s, bias, 1.0 / math.sqrt(D // H), out=s)
             tick("masked softmax")
@@ -83,6 +83,12 @@ def profile_layers(model, B, T, reps):
                                                 p["ffn_ln"]["b"], eps, out=o)
             tick("bias + residual + LayerNorm (x2)")
         passes.append(t)
+    # the steps above copy layers.encoder_layer: if they drift from it, this says so
+    want = layers.encoder(x0, model.params["layers"], bias, H, c.hidden_act, eps,
+                          keep_attentions=False)[0]
+    if not np.array_equal(x, want):
+        raise SystemExit("bench/breakdown.py no longer runs what layers.encoder_layer runs: "
+                         f"max difference {np.abs(x - want).max():.3g}; update its steps")
     return {k: float(np.median([t[k] for t in passes[1:]])) for k in passes[1]}
 
 

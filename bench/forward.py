@@ -1,7 +1,7 @@
 """Forward-pass benchmark: minirobera (Numba / NumPy) against transformers and the GEMM floor.
 
-    python bench/forward.py            # full run (~7 min on 2 cores)
-    python bench/forward.py --quick    # 2 rounds, no 32x128 (~1 min)
+    python bench/forward.py            # full run (~9 min on 2 cores)
+    python bench/forward.py --quick    # 2 rounds, no 32x128 (~2 min)
 
 roberta-base's config (../shared/roberta-base/config.json or --config) with random weights:
 the cost does not depend on the values. The checkpoint is written once (RobertaForMaskedLM,
@@ -304,7 +304,9 @@ def run_benchmark(args, ckpt):
                     wait_quiet(args.wait_quiet)
                     b0, hz = _busy_jiffies()
                     t0 = time.perf_counter()
-                    res = workers[impl][r % args.procs].measure(B, T, _reps(B, T))
+                    # which process: not tied to the round's order (reversed every other
+                    # round), so each process gets both orders
+                    res = workers[impl][(r + r // 2) % args.procs].measure(B, T, _reps(B, T))
                     wall = time.perf_counter() - t0
                     other = ((_busy_jiffies()[0] - b0) / hz - sum(res["cpu"])) / wall
                     foreign.append(max(other, 0.0))
@@ -382,6 +384,8 @@ def main(argv=None):
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rss", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.procs < 1 or args.rounds < 1:
+        ap.error("--procs and --rounds must be at least 1")
     if args.worker:
         return worker(args)
     if args.rss:

@@ -46,8 +46,8 @@ from . import kernels  # fused float32 kernels (Numba, or their NumPy twins): MI
 # erfc(z) = t * exp(-z^2 + poly(t)), t = 1 / (1 + z/2): the Chebyshev fit of Numerical Recipes
 # (`erfcc`), relative error < 1.2e-7 for every z >= 0. Abramowitz-Stegun 7.1.26 (error 1.5e-7
 # absolute, 1e-3 relative in the tail) is not good enough: torch's erf is within 1 ulp.
-_ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
-                0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# The ten coefficients live in kernels.py, whose GELU kernel evaluates the same fit in float32.
+_ERFC_COEFFS = kernels.ERFC_COEFFS
 
 
 def erfc(x):  # [...] -> [...]
