@@ -132,6 +132,17 @@ def _bits_as_f32(i):  # int32 -> float32 with the same bits; replaced by Numba's
     return np.frombuffer(np.int32(i).tobytes(), np.float32)[0]
 
 
+def _bits_as_i32(x):  # float32 -> int32 with the same bits; replaced by Numba's bitcast
+    return np.frombuffer(np.float32(x).tobytes(), np.int32)[0]
+
+
+# Ordering float32 values as int32: a float's bits read as an int32 sort like the float for
+# x >= 0; for x < 0 flipping the 31 magnitude bits makes them sort like the float too. The
+# map is its own inverse. LLVM vectorises an integer max reduction but not a float one.
+def _order_key(bits):  # int32 bits of a float32 -> int32 key, monotone in the float
+    return np.int32(bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF)))
+
+
 # ---------------------------------------------------------------------------------------------
 # erfc for GELU: float32, vectorisable
 # ---------------------------------------------------------------------------------------------
@@ -183,46 +194,24 @@ def _gelu_bias_loops(x, bias):  # [N,F], [F] -> None (x = gelu(x + bias))
             row[j] = np.float32(0.5) * z * (e if z < np.float32(0.0) else np.float32(2.0) - e)
 
 
-def _masked_softmax_loops(s, mask, scale):  # [B,H,Tq,Tk], [B,Tq,Tk] (any strides), f32 -> None
+def _masked_softmax_loops(s, mask, per_query, scale):
+    # [B,H,Tq,Tk], [B,Tk] or [B*Tq,Tk] (C-contiguous rows), bool, f32 -> None
     B, H, Tq, Tk = s.shape
     for bh in prange(B * H):
         b = bh // H
         h = bh % H
         for i in range(Tq):
             row = s[b, h, i]
-            m = mask[b, i]
-            # pass 1: scale + mask, and the row max kept in 8 interleaved running maxima.
-            # LLVM vectorises neither form of this max, but one running max is a serial
-            # chain (each compare waits for the one before) while 8 independent chains
-            # overlap in the pipeline: the pass runs ~1.5x faster (also faster than a
-            # 16-wide scale + mask loop followed by this max). max is exact in any order,
-            # so the result does not change.
-            m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(-np.inf)
-            n8 = Tk - Tk % 8
-            for j in range(0, n8, 8):
-                v0 = row[j] * scale + m[j]
-                v1 = row[j + 1] * scale + m[j + 1]
-                v2 = row[j + 2] * scale + m[j + 2]
-                v3 = row[j + 3] * scale + m[j + 3]
-                v4 = row[j + 4] * scale + m[j + 4]
-                v5 = row[j + 5] * scale + m[j + 5]
-                v6 = row[j + 6] * scale + m[j + 6]
-                v7 = row[j + 7] * scale + m[j + 7]
-                row[j], row[j + 1], row[j + 2], row[j + 3] = v0, v1, v2, v3
-                row[j + 4], row[j + 5], row[j + 6], row[j + 7] = v4, v5, v6, v7
-                m0 = v0 if v0 > m0 else m0
-                m1 = v1 if v1 > m1 else m1
-                m2 = v2 if v2 > m2 else m2
-                m3 = v3 if v3 > m3 else m3
-                m4 = v4 if v4 > m4 else m4
-                m5 = v5 if v5 > m5 else m5
-                m6 = v6 if v6 > m6 else m6
-                m7 = v7 if v7 > m7 else m7
-            mx = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-            for j in range(n8, Tk):  # the last Tk % 8 scores
-                v = row[j] * scale + m[j]
-                row[j] = v
-                mx = max(mx, v)
+            m = mask[b * Tq + i] if per_query else mask[b]  # one contiguous row: SIMD loads
+            # pass 1: scale + mask, then the row max, each loop 16 floats wide (the max over
+            # order keys: see _order_key; the float max of the same values is not vectorised)
+            for j in range(Tk):
+                row[j] = row[j] * scale + m[j]
+            top = np.int32(-2147483648)
+            for j in range(Tk):
+                key = _order_key(_bits_as_i32(row[j]))
+                top = key if key > top else top
+            mx = _bits_as_f32(_order_key(top))
             # pass 2: exp of the max-shifted scores (never overflows) and their sum
             total = np.float32(0.0)
             for j in range(Tk):
@@ -288,7 +277,7 @@ def _embed_layernorm_loops(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, 
 prange = range  # replaced by numba.prange when the loops are compiled
 
 # Loops compiled by _numba_kernels(), helpers first (kernels resolve them as globals).
-_HELPERS = ("_exp32", "_erfc32", "_layer_norm_row")
+_HELPERS = ("_order_key", "_exp32", "_erfc32", "_layer_norm_row")
 _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
             "_embed_layernorm_loops")
@@ -324,7 +313,11 @@ def _numba_kernels() -> dict:
     def bits_as_f32(i):
         return viewer(np.int32(i), numba.float32)
 
-    g["_bits_as_f32"] = bits_as_f32
+    @numba.njit(cache=True, inline="always")
+    def bits_as_i32(x):
+        return viewer(np.float32(x), numba.int32)
+
+    g["_bits_as_f32"], g["_bits_as_i32"] = bits_as_f32, bits_as_i32
     for name in _HELPERS:
         g[name] = numba.njit(**helper_opts)(g[name])
     compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
@@ -347,9 +340,10 @@ def _gelu_bias_twin(x, bias):  # [N,F], [F] -> None
     x[...] = np.float32(0.5) * z * np.where(z < 0, e, np.float32(2.0) - e)
 
 
-def _masked_softmax_twin(s, mask, scale):  # [B,H,Tq,Tk], [B,Tq,Tk], f32 -> None
+def _masked_softmax_twin(s, mask, per_query, scale):  # as _masked_softmax_loops
+    B, _, Tq, Tk = s.shape
     s *= scale
-    s += mask[:, None]
+    s += mask.reshape(B, Tq if per_query else 1, Tk)[:, None]
     s -= s.max(axis=-1, keepdims=True)
     np.exp(s, out=s)
     s *= np.float32(1.0) / s.sum(axis=-1, keepdims=True)
@@ -482,7 +476,7 @@ def masked_softmax(scores, mask=None, scale=1.0, out=None) -> np.ndarray:
     _f32("scores", scores, 4)
     B, _, Tq, Tk = scores.shape
     if mask is None:
-        mask3 = np.broadcast_to(np.zeros((1, 1, 1), np.float32), (B, Tq, Tk))
+        mask = np.zeros((B, 1, Tk), np.float32)
     else:
         _f32("mask", mask)
         if mask.ndim == 4 and mask.shape[1] == 1:  # layers.attention_bias: [B,1,1|Tq,Tk]
@@ -493,10 +487,12 @@ def masked_softmax(scores, mask=None, scale=1.0, out=None) -> np.ndarray:
             raise ValueError(f"mask must have shape [B,Tk] {(B, Tk)}, [B,Tq,Tk] {(B, Tq, Tk)} "
                              f"or [B,1,1|Tq,Tk] for scores of shape {scores.shape}, "
                              f"got {mask.shape}")
-        mask3 = np.broadcast_to(mask, (B, Tq, Tk))
-    work, out = _target(scores, out, [mask3])
+    # the kernels take C-contiguous mask rows, one per sequence or one per query
+    per_query = mask.shape[1] != 1
+    rows = np.ascontiguousarray(mask).reshape(-1, Tk)
+    work, out = _target(scores, out, [rows])
     if work.size:
-        _impl("_masked_softmax_loops")(work, mask3, np.float32(scale))
+        _impl("_masked_softmax_loops")(work, rows, per_query, np.float32(scale))
     return _finish(work, out)
 
 
