@@ -124,7 +124,7 @@ def test_masked_softmax_kernel_equals_twin(B, H, Tq, Tk, rng):
     np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.parametrize("T", [6, 19])  # below 8, and 2 rounds of the 8-wide max + a tail
+@pytest.mark.parametrize("T", [6, 19, 37])  # shorter than one 16-float vector, longer with tails
 def test_masked_softmax_full_mask_causal_and_fully_masked_rows(T, rng):
     B, H = 2, 3
     scores = rand(rng, B, H, T, T, scale=4)
@@ -137,6 +137,27 @@ def test_masked_softmax_full_mask_causal_and_fully_masked_rows(T, rng):
     np.testing.assert_array_equal(a, c)
     np.testing.assert_allclose(a[1], 1.0 / T, rtol=1e-6)
     assert np.all(a[0][:, np.triu_indices(T, 1)[0], np.triu_indices(T, 1)[1]] == 0)
+
+
+def test_masked_softmax_row_max_over_signs_zeros_and_extremes():
+    # the kernel's row max goes through int32 order keys: rows whose max is negative, -0.0
+    # against +0.0, the largest finite floats, a lone masked key, mixed magnitudes
+    rows = [[-3.0, -1.5, -7.0, -1.25] * 5,
+            [-0.0, 0.0, -0.0, -1e-30] * 5,
+            [-0.0, -1.0, -2.0, -3.0] * 5,
+            [3e38, -3e38, 1e38, 2.9e38] * 5,
+            [-3e38, -2e38, -3.4e38, -1e38] * 5,
+            [1e-38, -1e-38, 1e-45, 0.0] * 5,
+            list(np.linspace(-40, 3, 20))]
+    scores = np.array(rows, np.float32)[None, None]  # [1,1,7,20]
+    mask = np.zeros((1, 20), np.float32)
+    mask[0, 3] = MIN
+    with np.errstate(over="ignore"):  # -3e38 + MIN and 3e38 - (-3e38) overflow to -inf: 0
+        a, b = both(K.masked_softmax, scores, mask, 1.0)
+    assert_close(a, b)
+    want = scores.astype(np.float64) + mask[:, None, None, :]
+    want = np.exp(want - want.max(-1, keepdims=True))
+    np.testing.assert_allclose(a, want / want.sum(-1, keepdims=True), rtol=1e-6, atol=1e-7)
 
 
 def test_masked_softmax_strided_scores_and_no_mask(rng):
