@@ -298,7 +298,8 @@ class RobertaPreTrainedModel:
         bias = layers.attention_bias(inputs["attention_mask"], causal=c.is_decoder)
         h, hidden, attn = layers.encoder(x, self.params["layers"], bias, c.num_attention_heads,
                                          c.hidden_act, c.layer_norm_eps,
-                                         keep_attentions=output_attentions)
+                                         keep_attentions=output_attentions,
+                                         keep_hidden_states=output_hidden_states)
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
 

@@ -200,6 +200,30 @@ def test_one_sequence_lists_and_arrays_agree():
     np.testing.assert_array_equal(one.logits, model([ids], attention_mask=[[1, 1, 1, 1]]).logits)
 
 
+@pytest.mark.parametrize("kernel_backend", kernels.BACKENDS)
+def test_hidden_states_kept_or_not_give_the_same_output(kernel_backend):
+    # without output_hidden_states every layer writes over the previous layer's output
+    # (layers.encoder, keep_hidden_states=False): same numbers, and nothing returned aliased
+    old = kernels.set_backend(kernel_backend)
+    try:
+        model = tiny_model(modeling.RobertaModel)
+        ids = np.array([[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]])
+        full = model(ids, attention_mask=(ids != 1).astype(int), output_hidden_states=True)
+        lean = model(ids, attention_mask=(ids != 1).astype(int))
+        again = model(ids[:1])  # a later call must not overwrite `lean`'s arrays
+    finally:
+        kernels.set_backend(old)
+    np.testing.assert_array_equal(lean.last_hidden_state, full.last_hidden_state)
+    np.testing.assert_array_equal(lean.last_hidden_state, full.hidden_states[-1])
+    np.testing.assert_array_equal(lean.pooler_output, full.pooler_output)
+    assert lean.hidden_states is None
+    assert len(full.hidden_states) == model.config.num_hidden_layers + 1
+    assert not np.shares_memory(lean.last_hidden_state, again.last_hidden_state)
+    assert len({id(h) for h in full.hidden_states}) == len(full.hidden_states)
+    assert not any(np.shares_memory(a, b) for i, a in enumerate(full.hidden_states)
+                   for b in full.hidden_states[i + 1:])
+
+
 def test_output_object_reads_like_transformers():
     out = tiny_model()([0, 5, 2], output_attentions=True)
     assert out.keys() == ["last_hidden_state", "pooler_output", "attentions"]
