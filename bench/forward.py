@@ -46,6 +46,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+from minirobera import blas  # noqa: E402  (which OpenBLAS kernels the NumPy workers get)
 WORK = HERE / "_work"
 DEFAULT_CONFIG = Path(os.environ.get("MINIROBERA_ROBERTA_BASE")
                       or REPO.parent / "shared" / "roberta-base") / "config.json"
@@ -80,7 +82,7 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
 
         def run(ids, mask):
             return model(input_ids=ids, attention_mask=mask)[0]
-        return run, {"kernels": kernels.get_backend()}
+        return run, {"kernels": kernels.get_backend(), "blas": blas.openblas_corename()}
     sys.path.insert(0, str(HERE))
     import fastpath
     from safetensors.numpy import load_file
@@ -93,8 +95,10 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
     if impl == "torch-floor":
         return _torch_floor(fp, heads, threads), {}
     if impl == "floor":
-        return (lambda ids, mask: fastpath.gemm_floor(fp, *ids.shape, n_head=heads)), {}
-    return (lambda ids, mask: fastpath.forward(fp, ids, mask, n_head=heads)), {}
+        return ((lambda ids, mask: fastpath.gemm_floor(fp, *ids.shape, n_head=heads)),
+                {"blas": blas.openblas_corename()})
+    return ((lambda ids, mask: fastpath.forward(fp, ids, mask, n_head=heads)),
+            {"blas": blas.openblas_corename()})
 
 
 def _torch_floor(fp, n_head, threads):
@@ -222,6 +226,12 @@ def _env(impl: str, threads: int) -> dict:
         env[var] = str(threads)
     if impl.startswith("minirobera-"):
         env["MINIROBERA_KERNELS"] = impl.split("-")[1]
+    if not impl.startswith(("hf-", "torch-")):
+        # NumPy's OpenBLAS kernels as `import minirobera` picks them (minirobera/blas.py),
+        # for the floor too; the worker imports NumPy first, so set here, unless already set
+        coretype = blas.coretype_for_this_cpu()
+        if coretype and blas.ENV not in env:
+            env[blas.ENV] = coretype
     if impl.endswith("-par"):  # the kernels on Numba's threads (workqueue) too
         env["MINIROBERA_KERNEL_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

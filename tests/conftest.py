@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# Before any test module imports NumPy: the tests run on the BLAS kernels a user who imports
+# minirobera first gets (minirobera/blas.py; tests/test_blas.py checks the other orders).
+import minirobera  # noqa: E402,F401
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # plain helpers beside the tests: tiny_models, hub_server
 FIXTURES = REPO / "tests" / "fixtures"
