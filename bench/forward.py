@@ -298,7 +298,7 @@ def run_benchmark(args, ckpt):
         print(f"starting {impl} ({args.procs} processes) ...", flush=True)
         workers[impl] = [Worker(impl, ckpt, args.threads) for _ in range(args.procs)]
     times = {(i, s): [] for i in impls for s in shapes}
-    foreign = []
+    foreign, raw = [], {}
     try:
         for impl in impls:  # warm-up: compile, caches, first-touch of the weights
             for w in workers[impl]:
@@ -321,14 +321,20 @@ def run_benchmark(args, ckpt):
                     other = ((_busy_jiffies()[0] - b0) / hz - sum(res["cpu"])) / wall
                     foreign.append(max(other, 0.0))
                     times[impl, (B, T)].extend(res["times"])
+                    raw.setdefault((impl, (B, T)), []).append(
+                        {"process": (r + r // 2) % args.procs, "round": r, "ms": [
+                            round(t * 1e3, 2) for t in res["times"]]})
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:
         for ws in workers.values():
             for w in ws:
                 w.close()
+    if args.raw:  # every timing, by process and round, for looking at the spread
+        args.raw.parent.mkdir(parents=True, exist_ok=True)
+        args.raw.write_text(json.dumps({f"{i} {B}x{T}": v for (i, (B, T)), v in raw.items()}))
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     best = {k: float(np.min(v)) * 1e3 for k, v in times.items()}
-    return shapes, impls, med, best, foreign, {i: ws[0].info for i, ws in workers.items()}
+    return shapes, impls, med, best, foreign, {i: ws[0].info for i, ws in workers.items()}, raw
 
 
 def measure_rss(args, ckpt, impls):
@@ -345,6 +351,34 @@ def measure_rss(args, ckpt, impls):
             continue
         rows.append((impl, json.loads(p.stdout.strip().splitlines()[-1]), None))
     return size, rows
+
+
+PAIRS = [("minirobera-numba", "hf-eager"), ("minirobera-numba", "hf-sdpa"),
+         ("minirobera-numba", "floor"), ("floor", "hf-eager")]
+
+
+def paired_table(shapes, raw):
+    """Ratios paired by round: each round's median of one implementation over the other's in
+    the same round, then the median (and range) over rounds. The machine's speed drifts by
+    10-20% over minutes; pairing by round takes that drift out of the ratio."""
+    def per_round(impl, s):
+        rounds = {}
+        for e in raw.get((impl, s), []):
+            rounds.setdefault(e["round"], []).extend(e["ms"])
+        return {r: float(np.median(v)) for r, v in rounds.items()}
+    pairs = [(a, b) for a, b in PAIRS if any((a, s) in raw and (b, s) in raw for s in shapes)]
+    if not pairs:
+        return ""
+    head = ["shape"] + [f"{a} / {b}" for a, b in pairs]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in shapes:
+        row = [f"{s[0]}x{s[1]}"]
+        for a, b in pairs:
+            ra, rb = per_round(a, s), per_round(b, s)
+            q = [ra[r] / rb[r] for r in ra if r in rb]
+            row.append(f"{np.median(q):.3f} ({min(q):.2f}-{max(q):.2f})" if q else "")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def table(shapes, impls, med, args):
@@ -391,6 +425,8 @@ def main(argv=None):
     ap.add_argument("--ckpt", type=Path, default=None, help="checkpoint folder (default: make one)")
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--out", type=Path, default=WORK / "forward.md")
+    ap.add_argument("--raw", type=Path, default=WORK / "forward-times.json",
+                    help="every timing by implementation, shape, process and round (JSON)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rss", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -407,7 +443,7 @@ def main(argv=None):
     ckpt = args.ckpt or make_checkpoint(args.config, WORK / "roberta-base-random")
     t_start = time.time()
     load0 = os.getloadavg()
-    shapes, impls, med, best, foreign, info = run_benchmark(args, ckpt)
+    shapes, impls, med, best, foreign, info, raw = run_benchmark(args, ckpt)
     md = [f"Forward pass, roberta-base config, random weights, fp32, {args.threads} threads, "
           f"each implementation in its own processes ({args.procs}, taking turns), "
           f"{args.rounds} alternating rounds, medians.",
@@ -417,6 +453,8 @@ def main(argv=None):
           f"runs: median {np.median(foreign):.2f} cores, max {max(foreign):.2f} "
           f"(run took {time.time() - t_start:.0f} s).", "", "Medians (ms) and ratios:", "",
           table(shapes, impls, med, args), "",
+          "Ratios paired by round (median over rounds of the two implementations' medians in "
+          "the same round; range over rounds):", "", paired_table(shapes, raw), "",
           "Best of all runs (ms), for reference when the machine was not quiet:", "",
           table(shapes, impls, best, args)]
     if not args.no_rss:
