@@ -1,6 +1,6 @@
 """Which OpenBLAS kernels should NumPy run? minirobera's forward under each, taking turns.
 
-    python bench/blas.py                               # SkylakeX vs Zen, 4 shapes (~4 min)
+    python bench/blas.py                               # SkylakeX vs Zen (~5 min)
     python bench/blas.py --coretypes SkylakeX,Haswell --shapes 8x128 --rounds 8
 
 minirobera/blas.py sets OPENBLAS_CORETYPE=Zen on AMD Zen 4, where OpenBLAS itself would pick
@@ -10,12 +10,18 @@ one worker process per kernel set (OPENBLAS_CORETYPE is read once, when NumPy lo
 the processes taking turns shape by shape, medians; then the ratio to the first kernel set.
 Each worker reports the kernels OpenBLAS says it runs, so a kernel set the CPU cannot run
 (OpenBLAS falls back) shows up instead of passing for a result.
+
+First, the single GEMMs behind it (--no-gemms skips them): every matrix multiply shape of a
+roberta-base layer at 8, 128 and 1,024 rows, with the weights as layers.linear holds them,
+and the per-head attention products, in a fresh process per kernel set and round.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +33,66 @@ sys.path.insert(0, str(HERE))
 import forward  # noqa: E402  (workers, the checkpoint, the quiet-machine wait)
 
 
+def gemm_shapes():
+    """-> [(label, a, b, out)]: operands laid out as minirobera's forward lays them out."""
+    rng = np.random.default_rng(0)
+    cases = []
+    for M in (8, 128, 1024):
+        for K, N in ((768, 2304), (768, 768), (768, 3072), (3072, 768)):
+            w = np.ascontiguousarray(rng.standard_normal((N, K), dtype=np.float32).T)  # [in, out]
+            a = rng.standard_normal((M, K), dtype=np.float32)
+            cases.append((f"{M}x{K} @ {K}x{N}", a, w, np.empty((M, N), np.float32)))
+    for B, T in ((8, 128), (1, 512)):
+        qkv = rng.standard_normal((B, T, 36, 64), dtype=np.float32).transpose(0, 2, 1, 3)
+        q, k, v = qkv[:, :12], qkv[:, 12:24], qkv[:, 24:]
+        s = np.empty((B, 12, T, T), np.float32)
+        ctx = np.empty((B, T, 12, 64), np.float32).transpose(0, 2, 1, 3)
+        cases.append((f"QK^T {B}x{T}, 12 heads", q, k.transpose(0, 1, 3, 2), s))
+        cases.append((f"probs @ V {B}x{T}, 12 heads", s, v, ctx))
+    return cases
+
+
+def gemm_worker():
+    """In a fresh process: median ms of each GEMM shape (JSON on stdout)."""
+    res = {}
+    for label, a, b, out in gemm_shapes():
+        np.matmul(a, b, out=out)
+        reps = max(5, min(50, int(2e9 / (2 * a.size * out.shape[-1]))))
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            ts.append(time.perf_counter() - t0)
+        res[label] = float(np.median(ts)) * 1e3
+    print(json.dumps({"blas": forward.blas.openblas_corename(), "ms": res}))
+
+
+def gemm_table(coretypes, rounds, threads):
+    runs = {ct: [] for ct in coretypes}
+    names = {}
+    for r in range(rounds):
+        for ct in (coretypes if r % 2 == 0 else coretypes[::-1]):
+            forward.wait_quiet(5.0)
+            env = dict(forward._env("floor", threads), **{forward.blas.ENV: ct})
+            out = subprocess.run([sys.executable, __file__, "--gemm-worker"], env=env,
+                                 capture_output=True, text=True, check=True)
+            got = json.loads(out.stdout.strip().splitlines()[-1])
+            names[ct] = got["blas"]
+            runs[ct].append(got["ms"])
+    labels = list(runs[coretypes[0]][0])
+    print("single GEMMs, ms (median over rounds of each process's median); "
+          + ", ".join(f"{ct} -> {names[ct]}" for ct in coretypes))
+    head = ["GEMM"] + [f"{ct} ms" for ct in coretypes] + [f"{ct} / {coretypes[0]}"
+                                                         for ct in coretypes[1:]]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for lab in labels:
+        med = {ct: float(np.median([run[lab] for run in runs[ct]])) for ct in coretypes}
+        row = [lab] + [f"{med[ct]:.3f}" for ct in coretypes]
+        row += [f"{med[ct] / med[coretypes[0]]:.3f}" for ct in coretypes[1:]]
+        print("| " + " | ".join(row) + " |")
+    print()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--coretypes", default="SkylakeX,Zen",
@@ -35,8 +101,14 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--config", type=Path, default=forward.DEFAULT_CONFIG)
+    ap.add_argument("--no-gemms", action="store_true", help="only the whole forward")
+    ap.add_argument("--gemm-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.gemm_worker:
+        return gemm_worker()
     coretypes = args.coretypes.split(",")
+    if not args.no_gemms:
+        gemm_table(coretypes, 4, args.threads)
     shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     ckpt = forward.make_checkpoint(args.config, forward.WORK / "roberta-base-random")
     workers = {}
