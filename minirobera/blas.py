@@ -13,13 +13,16 @@ with 8 rows (bench/README.md, "BLAS kernels"). So on Zen 4, and only there, mini
 What it leaves out: everything else about BLAS (threads stay OpenBLAS's default, one per
 core). It never overrides a choice already made:
 
-- ``OPENBLAS_CORETYPE`` already set (to anything, e.g. ``SkylakeX`` for OpenBLAS's own
-  pick): left as it is;
+- ``OPENBLAS_CORETYPE`` already set, to anything: left as it is. Set it empty
+  (``OPENBLAS_CORETYPE=``) to keep OpenBLAS's own pick;
 - NumPy already imported: OpenBLAS has chosen, and setting the variable now would change
   nothing but what child processes inherit, so nothing is set.
 
 The variable is process-wide: NumPy code outside minirobera, and child processes, get the
-same kernels. Results differ from the other kernels' by float32 rounding only.
+same kernels. minirobera's results differ from the other kernels' by float32 rounding only.
+The trade-off is for float32: float64 work gets the AVX2 kernels too, and there they are not
+always faster (a 2048x2048 float64 matrix product took ~8% longer here, np.linalg.solve on
+1000x1000 ~15% less).
 
 >>> openblas_coretype("vendor_id : AuthenticAMD\\ncpu family : 25\\nflags : fpu avx2 avx512f")
 'Zen'

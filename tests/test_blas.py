@@ -80,3 +80,10 @@ def test_a_choice_already_made_is_kept():
     assert decision.startswith(f"left {blas.ENV}=Sandybridge")
     if corename is not None:
         assert corename == "Sandybridge"
+
+
+def test_an_empty_value_keeps_openblas_own_choice():
+    value, decision, corename = _fresh("import minirobera, numpy", OPENBLAS_CORETYPE="")
+    assert value == ""
+    assert decision.startswith(f"left {blas.ENV}=")
+    assert corename == _fresh("import numpy, minirobera")[2]  # what OpenBLAS picks itself
