@@ -8,8 +8,10 @@ its AVX-512 "SkylakeX" kernels. This is the measurement behind that choice: mini
 RobertaModel (Numba kernels, bench/forward.py's random roberta-base checkpoint, 2 threads),
 one worker process per kernel set (OPENBLAS_CORETYPE is read once, when NumPy loads OpenBLAS),
 the processes taking turns shape by shape, medians; then the ratio to the first kernel set.
-Each worker reports the kernels OpenBLAS says it runs, so a kernel set the CPU cannot run
-(OpenBLAS falls back) shows up instead of passing for a result.
+Each worker reports the kernels OpenBLAS says it runs, so a name OpenBLAS does not know (it
+falls back to a default) shows up instead of passing for a result; a kernel set the CPU cannot
+run is not checked by OpenBLAS and crashes the worker. Ratios are printed twice: of the
+medians, and paired by round (each round's medians, then the median over rounds).
 
 First, the single GEMMs behind it (--no-gemms skips them): every matrix multiply shape of a
 roberta-base layer at 8, 128 and 1,024 rows, with the weights as layers.linear holds them,
@@ -116,7 +118,7 @@ def main(argv=None):
         os.environ[forward.blas.ENV] = ct
         workers[ct] = forward.Worker("minirobera-numba", ckpt, args.threads)
     os.environ.pop(forward.blas.ENV)
-    times = {(ct, s): [] for ct in coretypes for s in shapes}
+    times = {(ct, s, r): [] for ct in coretypes for s in shapes for r in range(args.rounds)}
     try:
         for w in workers.values():
             for B, T in shapes:
@@ -127,19 +129,26 @@ def main(argv=None):
                 for ct in order:
                     time.sleep(0.3)
                     forward.wait_quiet(5.0)
-                    times[ct, (B, T)] += workers[ct].measure(B, T, forward._reps(B, T))["times"]
+                    times[ct, (B, T), r] += workers[ct].measure(B, T, forward._reps(B, T))["times"]
     finally:
         for w in workers.values():
             w.close()
-    med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
+    rounds = range(args.rounds)
+    med = {(ct, s): float(np.median([t for r in rounds for t in times[ct, s, r]])) * 1e3
+           for ct in coretypes for s in shapes}
+    def round_ratio(ct, s, r):
+        return np.median(times[ct, s, r]) / np.median(times[coretypes[0], s, r])
+    paired = {(ct, s): float(np.median([round_ratio(ct, s, r) for r in rounds]))
+              for ct in coretypes[1:] for s in shapes}
     print("OPENBLAS_CORETYPE -> kernels OpenBLAS runs: "
           + ", ".join(f"{ct} -> {w.info.get('blas')}" for ct, w in workers.items()))
-    head = ["shape"] + [f"{ct} ms" for ct in coretypes] + [f"{ct} / {coretypes[0]}"
-                                                           for ct in coretypes[1:]]
+    head = ["shape"] + [f"{ct} ms" for ct in coretypes] + [
+        f"{ct} / {coretypes[0]}{kind}" for ct in coretypes[1:] for kind in ("", ", paired")]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for s in shapes:
         row = [f"{s[0]}x{s[1]}"] + [f"{med[ct, s]:,.1f}" for ct in coretypes]
-        row += [f"{med[ct, s] / med[coretypes[0], s]:.3f}" for ct in coretypes[1:]]
+        for ct in coretypes[1:]:
+            row += [f"{med[ct, s] / med[coretypes[0], s]:.3f}", f"{paired[ct, s]:.3f}"]
         print("| " + " | ".join(row) + " |")
 
 

@@ -228,9 +228,9 @@ def _env(impl: str, threads: int) -> dict:
         env["MINIROBERA_KERNELS"] = impl.split("-")[1]
     if not impl.startswith(("hf-", "torch-")):
         # NumPy's OpenBLAS kernels as `import minirobera` picks them (minirobera/blas.py),
-        # for the floor too; the worker imports NumPy first, so set here, unless already set
-        coretype = blas.coretype_for_this_cpu()
-        if coretype and blas.ENV not in env:
+        # for the floor too: the worker imports NumPy first, so the choice is made here
+        coretype, _ = blas.decide(env, numpy_loaded=False)
+        if coretype is not None:
             env[blas.ENV] = coretype
     if impl.endswith("-par"):  # the kernels on Numba's threads (workqueue) too
         env["MINIROBERA_KERNEL_THREADS"] = str(threads)

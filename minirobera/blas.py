@@ -5,16 +5,19 @@ imported NumPy. About 90% of a forward pass is matrix multiplies (layers.linear 
 attention products), all done by the OpenBLAS that ships inside NumPy's wheel. OpenBLAS picks
 its kernels by CPU when the library loads, and on AMD Zen 4 it picks the AVX-512 "SkylakeX"
 ones. Zen 4 runs each 512-bit instruction as two 256-bit halves, and OpenBLAS's AVX2 kernels
-for Zen ("Zen", the same code as "Haswell") are faster there at every shape roberta-base
-uses: 5-10% for the [128,768] x [768,3072] class of GEMM, 3-5% with 1,024 rows, up to 25%
-with 8 rows (bench/README.md, "BLAS kernels"). So on Zen 4, and only there, minirobera sets
-``OPENBLAS_CORETYPE=Zen``.
+for Zen (in NumPy's wheel, the same code as "Haswell") were faster at most float32 shapes
+roberta-base uses (bench/blas.py, three runs: 0.51-0.92 of the time with 8 rows, 0.85-1.11
+with 128, 0.94-1.03 with 1,024), and minirobera's whole forward took 0.81-0.82x the time at
+1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
+minirobera sets ``OPENBLAS_CORETYPE=Zen``.
 
 What it leaves out: everything else about BLAS (threads stay OpenBLAS's default, one per
 core). It never overrides a choice already made:
 
-- ``OPENBLAS_CORETYPE`` already set, to anything: left as it is. Set it empty
-  (``OPENBLAS_CORETYPE=``) to keep OpenBLAS's own pick;
+- ``OPENBLAS_CORETYPE`` already in the environment (set by you, or inherited from a parent
+  process whose minirobera set it): left as it is;
+- ``MINIROBERA_BLAS=openblas``: OpenBLAS keeps its own pick (``auto``, the default, is the
+  rule above; any other value is an error);
 - NumPy already imported: OpenBLAS has chosen, and setting the variable now would change
   nothing but what child processes inherit, so nothing is set.
 
@@ -32,11 +35,11 @@ True
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 
 ENV = "OPENBLAS_CORETYPE"
+SWITCH = "MINIROBERA_BLAS"  # "auto" (default) or "openblas"
 
 # what configure() did, for bench scripts and curious readers
 decision = "not taken yet"
@@ -73,15 +76,35 @@ def openblas_coretype(cpuinfo: str):
 
 def _read_cpuinfo() -> str:
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open("/proc/cpuinfo", errors="replace") as fh:
             return fh.read()
     except OSError:  # not Linux: nothing to go on, so OpenBLAS decides
         return ""
 
 
 def coretype_for_this_cpu():
-    """openblas_coretype() of the CPU this runs on (for scripts that start NumPy processes)."""
+    """openblas_coretype() of the CPU this runs on."""
     return openblas_coretype(_read_cpuinfo())
+
+
+def decide(environ, numpy_loaded: bool):
+    """-> (the OPENBLAS_CORETYPE value to set, or None; what was decided and why), for a
+    process with this environment. configure() applies it to this process; scripts that
+    start NumPy processes apply it to their children's environment."""
+    switch = environ.get(SWITCH, "auto").strip().lower() or "auto"
+    if switch not in ("auto", "openblas"):
+        raise ValueError(f"the environment variable {SWITCH} must be 'auto' or 'openblas', "
+                         f"got {environ[SWITCH]!r}")
+    if ENV in environ:
+        return None, f"left {ENV}={environ[ENV]} as found in the environment"
+    if switch == "openblas":
+        return None, f"OpenBLAS's own choice ({SWITCH}=openblas)"
+    if numpy_loaded:
+        return None, "NumPy was imported first: OpenBLAS had already chosen its kernels"
+    want = coretype_for_this_cpu()
+    if want is None:
+        return None, "OpenBLAS's own choice (not a Zen 4 CPU)"
+    return want, f"set {ENV}={want} (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones)"
 
 
 def configure() -> str:
@@ -90,27 +113,24 @@ def configure() -> str:
     Called by ``minirobera/__init__.py``; returns (and stores in ``decision``) what it did.
     """
     global decision
-    if ENV in os.environ:
-        decision = f"left {ENV}={os.environ[ENV]} as set before minirobera was imported"
-    elif "numpy" in sys.modules:
-        decision = "NumPy was imported first: OpenBLAS had already chosen its kernels"
-    else:
-        want = coretype_for_this_cpu()
-        if want is None:
-            decision = "OpenBLAS's own choice (not a Zen 4 CPU)"
-        else:
-            os.environ[ENV] = want
-            decision = f"set {ENV}={want} (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones)"
+    value, decision = decide(os.environ, numpy_loaded="numpy" in sys.modules)
+    if value is not None:
+        os.environ[ENV] = value
     return decision
 
 
-def openblas_corename():
-    """The kernel set the loaded OpenBLAS runs ("Haswell", "SkylakeX", ...), or None when
-    NumPy's BLAS is not an OpenBLAS that says (Linux only: it reads /proc/self/maps)."""
+def _openblas_call(*symbols):
+    """Call the first of these no-argument, string-returning functions that NumPy's loaded
+    OpenBLAS exports; None when there is none (Linux only: it reads /proc/self/maps)."""
+    import ctypes
+
     import numpy  # noqa: F401  (loads the BLAS if nothing has yet)
     try:
-        with open("/proc/self/maps") as fh:
-            paths = {line.split()[-1] for line in fh if "openblas" in line.lower()}
+        with open("/proc/self/maps", errors="replace") as fh:
+            # address perms offset dev inode path: the path may hold spaces
+            paths = {parts[5].strip().removesuffix(" (deleted)")
+                     for parts in (line.split(maxsplit=5) for line in fh)
+                     if len(parts) == 6 and "openblas" in parts[5].lower()}
     except OSError:
         return None
     for path in sorted(paths):
@@ -118,10 +138,23 @@ def openblas_corename():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for symbol in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                       "openblas_get_corename64_", "openblas_get_corename"):
+        for symbol in symbols:
             fn = getattr(lib, symbol, None)
             if fn is not None:
                 fn.restype = ctypes.c_char_p
                 return fn().decode()
     return None
+
+
+def openblas_corename():
+    """The kernel set the loaded OpenBLAS runs ("Haswell", "SkylakeX", ...), or None when
+    NumPy's BLAS is not an OpenBLAS that says."""
+    return _openblas_call("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                          "openblas_get_corename64_", "openblas_get_corename")
+
+
+def openblas_config():
+    """The loaded OpenBLAS's build line ("OpenBLAS 0.3.31 ... DYNAMIC_ARCH ..."), or None.
+    Only a DYNAMIC_ARCH build reads OPENBLAS_CORETYPE at all."""
+    return _openblas_call("scipy_openblas_get_config64_", "scipy_openblas_get_config",
+                          "openblas_get_config64_", "openblas_get_config")

@@ -160,8 +160,9 @@ def test_causal_lm_prefix_is_unchanged_by_appended_tokens():
     model = load(entry, "safetensors", "RobertaForCausalLM")
     ids = np.array([[0, 17, 42, 8, 91, 33, 2, 54]])
     full = model(ids, output_hidden_states=True)
-    # equal to float32 rounding, not bit for bit: BLAS sums a row in an order that can depend
-    # on how many rows the call has (OpenBLAS's AVX2 kernels: 5 ulp seen on logits near 2).
+    # equal to float32 rounding, not bit for bit: a BLAS may sum a row in an order that
+    # depends on how many rows the call has (OpenBLAS: its matrix-vector path for one row;
+    # its AVX2 kernels for any count: 5 ulp seen on logits near 2).
     # A leak from later tokens moves the prefix by far more (the MLM check below: > 1e-3).
     for n in (1, 3, 6):
         prefix = model(ids[:, :n], output_hidden_states=True)
