@@ -35,8 +35,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import sys
+import threading
 
 ENV = "OPENBLAS_CORETYPE"
 SWITCH = "MINIROBERA_BLAS"  # "auto" (default) or "openblas"
@@ -119,9 +122,10 @@ def configure() -> str:
     return decision
 
 
-def _openblas_call(*symbols):
-    """Call the first of these no-argument, string-returning functions that NumPy's loaded
-    OpenBLAS exports; None when there is none (Linux only: it reads /proc/self/maps)."""
+@functools.lru_cache(maxsize=None)
+def _openblas_function(*symbols):
+    """The first of these functions that NumPy's loaded OpenBLAS exports, as a ctypes
+    function, or None (Linux only: the library is found in /proc/self/maps)."""
     import ctypes
 
     import numpy  # noqa: F401  (loads the BLAS if nothing has yet)
@@ -141,20 +145,72 @@ def _openblas_call(*symbols):
         for symbol in symbols:
             fn = getattr(lib, symbol, None)
             if fn is not None:
-                fn.restype = ctypes.c_char_p
-                return fn().decode()
+                return fn
     return None
+
+
+def _openblas_string(*symbols):  # call a no-argument OpenBLAS function returning char *
+    import ctypes
+
+    fn = _openblas_function(*symbols)
+    if fn is None:
+        return None
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
 
 
 def openblas_corename():
     """The kernel set the loaded OpenBLAS runs ("Haswell", "SkylakeX", ...), or None when
     NumPy's BLAS is not an OpenBLAS that says."""
-    return _openblas_call("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
-                          "openblas_get_corename64_", "openblas_get_corename")
+    return _openblas_string("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                            "openblas_get_corename64_", "openblas_get_corename")
 
 
 def openblas_config():
     """The loaded OpenBLAS's build line ("OpenBLAS 0.3.31 ... DYNAMIC_ARCH ..."), or None.
     Only a DYNAMIC_ARCH build reads OPENBLAS_CORETYPE at all."""
-    return _openblas_call("scipy_openblas_get_config64_", "scipy_openblas_get_config",
-                          "openblas_get_config64_", "openblas_get_config")
+    return _openblas_string("scipy_openblas_get_config64_", "scipy_openblas_get_config",
+                            "openblas_get_config64_", "openblas_get_config")
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenBLAS's thread count, for layers.encoder's batch split
+# ---------------------------------------------------------------------------------------------
+# OpenBLAS splits each GEMM over its threads. layers.encoder can instead run slices of the batch
+# side by side, one thread each, with OpenBLAS on one thread: then the work between the GEMMs
+# (GELU, softmax, LayerNorm, ~7% of a forward) and the small per-head attention GEMMs run on
+# every core too, not only the GEMMs. The count is process-wide, so blocks that want one
+# thread share it: the first in sets it, the last out restores it.
+_GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+        "openblas_get_num_threads64_", "openblas_get_num_threads")
+_SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
+        "openblas_set_num_threads64_", "openblas_set_num_threads")
+_lock = threading.Lock()
+_single = {"users": 0, "saved": None}
+
+
+def threads():
+    """How many threads OpenBLAS splits a GEMM over now, or None if it cannot be asked (or
+    set: a BLAS whose threads minirobera cannot control is never asked to share the cores)."""
+    get, set_ = _openblas_function(*_GET), _openblas_function(*_SET)
+    return int(get()) if get is not None and set_ is not None else None
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run the block with OpenBLAS on one thread per call (process-wide), then restore."""
+    set_ = _openblas_function(*_SET)
+    if set_ is None:
+        raise RuntimeError("NumPy's BLAS is not an OpenBLAS whose threads can be set")
+    with _lock:
+        if _single["users"] == 0:
+            _single["saved"] = threads()
+            set_(1)
+        _single["users"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _single["users"] -= 1
+            if _single["users"] == 0:
+                set_(_single["saved"])

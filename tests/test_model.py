@@ -311,3 +311,27 @@ def test_unknown_keyword_is_a_clear_error():
     with pytest.raises(TypeError, match=r"RobertaModel got unexpected arguments "
                                         r"\['labels', 'output_hidden_state'\]"):
         tiny_model()([0, 5, 2], output_hidden_state=True, labels=[1])
+
+
+def test_big_batches_run_split_over_the_cores_with_the_same_result(monkeypatch):
+    from minirobera import blas, layers
+
+    if not blas.threads() or blas.threads() < 2:
+        pytest.skip("one BLAS thread (or threads minirobera cannot set): nothing to split")
+    model = tiny_model(max_position_embeddings=140)
+    ids = np.random.default_rng(0).integers(3, 40, (4, 128))
+    ids[2, 100:] = 1  # padding in one sequence
+    monkeypatch.setenv("MINIROBERA_BATCH_SPLIT", "off")
+    want = model(ids, attention_mask=ids != 1)
+    calls = []
+    real = layers._encoder_in_parts
+    monkeypatch.setattr(layers, "_encoder_in_parts", lambda *a: calls.append(a[-1]) or real(*a))
+    monkeypatch.setenv("MINIROBERA_BATCH_SPLIT", "auto")
+    got = model(ids, attention_mask=ids != 1)
+    assert calls == [2]  # 4 x 128 tokens: two slices of 256
+    np.testing.assert_allclose(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-6)
+    # with hidden states or attention maps asked for, the batch runs in one piece
+    model(ids, output_hidden_states=True)
+    model(ids, output_attentions=True)
+    assert calls == [2]

@@ -71,3 +71,87 @@ def test_encoder_layer_is_post_ln():
                                   n_head=2, act="gelu", eps=1e-5)
     np.testing.assert_allclose(out.mean(-1), 0, atol=1e-5)
     np.testing.assert_allclose(out.var(-1), 1, atol=1e-3)
+
+
+# ------------------------------------------------------- the batch split over cores (encoder)
+
+@pytest.mark.parametrize("B, T, threads, want", [
+    (8, 128, 2, 2), (32, 128, 2, 2), (4, 128, 2, 2),  # 256 tokens a slice is enough
+    (2, 128, 2, 1), (4, 64, 2, 1),                    # 128 a slice is not
+    (1, 512, 2, 1), (3, 512, 2, 1),                   # no equal split in two
+    (8, 128, 4, 4), (6, 128, 4, 3), (2, 1024, 4, 2),  # at most one slice per thread
+    (8, 128, 1, 1), (8, 128, None, 1),                # one thread, or threads not settable
+])
+def test_batch_parts_rule(monkeypatch, B, T, threads, want):
+    monkeypatch.delenv("MINIROBERA_BATCH_SPLIT", raising=False)
+    assert layers.batch_parts(B, T, threads) == want
+
+
+def test_batch_split_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("MINIROBERA_BATCH_SPLIT", "OFF")
+    assert layers.batch_parts(8, 128, 2) == 1
+    monkeypatch.setenv("MINIROBERA_BATCH_SPLIT", "yes")
+    with pytest.raises(ValueError, match=r"MINIROBERA_BATCH_SPLIT must be 'auto' or 'off', "
+                                         r"got 'yes'"):
+        layers.batch_parts(8, 128, 2)
+
+
+def _split_case(causal):
+    p = layers.random_params(vocab=30, dim=16, heads=2, ffn=24, layers=2, positions=40, seed=3)
+    ids = np.random.default_rng(1).integers(3, 30, (4, 9))
+    mask = np.ones((4, 9), np.int64)
+    mask[1, 6:] = 0  # padded rows in two of the four sequences
+    mask[3, 2:] = 0
+    ids[mask == 0] = 1
+    x = layers.embeddings(p["embeddings"], ids, pad_token_id=1, eps=1e-5)
+    return x, p["layers"], layers.attention_bias(mask, causal=causal)
+
+
+def _run(x, blocks, bias, parts):
+    return layers.encoder(x.copy(), blocks, bias, 2, "gelu", 1e-5, keep_attentions=False,
+                          keep_hidden_states=False, parts=parts)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_encoder_in_parts_equals_one_pass(backend, causal):
+    from minirobera import blas, kernels
+
+    old = kernels.set_backend(backend)
+    try:
+        x, blocks, bias = _split_case(causal)
+        want, _, _ = _run(x, blocks, bias, parts=1)
+        threads = blas.threads()
+        for parts in (2, 4):
+            if threads is None:  # a BLAS whose threads cannot be set: nothing to split with
+                with pytest.raises(RuntimeError, match="not an OpenBLAS"):
+                    _run(x, blocks, bias, parts)
+                continue
+            got, hidden, attentions = _run(x, blocks, bias, parts)
+            assert hidden is None and attentions == [None, None]
+            # float32 rounding only: a GEMM may sum a row differently with fewer rows
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+            assert blas.threads() == threads  # OpenBLAS's thread count is restored
+    finally:
+        kernels.set_backend(old)
+
+
+def test_encoder_in_parts_passes_errors_on_and_restores_blas_threads():
+    from minirobera import blas
+
+    if blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads minirobera can set")
+    x, blocks, bias = _split_case(False)
+    bad = [dict(b) for b in blocks]
+    bad[1]["ffn_out"] = {"w": np.zeros((16, 5), np.float32), "b": np.zeros(16, np.float32)}
+    before = blas.threads()
+    with pytest.raises(ValueError):  # the FFN's shapes do not fit: every slice fails
+        _run(x, bad, bias, parts=2)
+    assert blas.threads() == before
+
+
+def test_encoder_in_parts_needs_the_no_copies_mode():
+    x, blocks, bias = _split_case(False)
+    with pytest.raises(ValueError, match="without hidden states or attention maps"):
+        layers.encoder(x, blocks, bias, 2, "gelu", 1e-5, keep_attentions=True,
+                       keep_hidden_states=False, parts=2)
