@@ -27,6 +27,8 @@ the kernels run on the calling thread (no thread pool at all, nothing to oversub
 on 2 cores it gained nothing when the machine was quiet and, with any other load, made the
 small attention GEMMs that follow a kernel wait for descheduled threads (8x128: 0.28 s ->
 3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
+What does put the second core to work on them: layers.encoder running a big batch as slices
+side by side, one thread each, with OpenBLAS on one thread meanwhile (``batch_parts``).
 
 Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocabulary, N = B*T rows.
