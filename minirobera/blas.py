@@ -189,6 +189,15 @@ _lock = threading.Lock()
 _single = {"users": 0, "saved": None}
 
 
+def _after_fork_in_child():  # the child has one thread: no block of the parent's is running
+    global _lock
+    _lock = threading.Lock()
+    _single.update(users=0, saved=None)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def threads():
     """How many threads OpenBLAS splits a GEMM over now, or None if it cannot be asked (or
     set: a BLAS whose threads minirobera cannot control is never asked to share the cores)."""
@@ -198,15 +207,19 @@ def threads():
 
 @contextlib.contextmanager
 def one_thread():
-    """Run the block with OpenBLAS on one thread per call (process-wide), then restore."""
+    """Run the block with OpenBLAS on one thread per call, then restore the count it had.
+
+    Process-wide: while any such block runs, every thread's GEMMs run on one OpenBLAS thread
+    (results are unchanged, only slower where a thread would have used more).
+    """
     set_ = _openblas_function(*_SET)
     if set_ is None:
         raise RuntimeError("NumPy's BLAS is not an OpenBLAS whose threads can be set")
     with _lock:
-        if _single["users"] == 0:
+        _single["users"] += 1
+        if _single["users"] == 1:
             _single["saved"] = threads()
             set_(1)
-        _single["users"] += 1
     try:
         yield
     finally:

@@ -292,6 +292,7 @@ _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
 # Run the kernels on Numba's threads? Measured on 2 cores (bench/forward.py): see
 # MINIROBERA_KERNEL_THREADS; "1" (default) keeps them on the calling thread.
 _PARALLEL = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
+THREADED = _PARALLEL  # layers.batch_parts: no batch split with threaded kernels
 _COMPILED = {}
 
 

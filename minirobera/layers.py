@@ -465,12 +465,15 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
     # (allocated, page-faulted, zeroed) per layer, ~2-5% of a forward at 32x128
     reuse = (not keep_hidden_states and x.dtype == np.float32 and x.flags.c_contiguous
              and all(p["ffn_out"]["w"].dtype == np.float32 for p in layers))
+    splittable = reuse and not keep_attentions and np.ndim(bias) == 4
     if parts is None:
-        parts = batch_parts(*x.shape[:2], blas.threads()) if reuse and not keep_attentions else 1
+        parts = batch_parts(*x.shape[:2], blas.threads()) if splittable else 1
     if parts > 1:
-        if not (reuse and not keep_attentions):
+        if not splittable:
             raise ValueError("encoder(parts > 1) runs without hidden states or attention maps, "
-                             "on a C-contiguous float32 x and float32 weights")
+                             "on a C-contiguous float32 x, float32 weights and a 4-D bias")
+        if x.shape[0] % parts:
+            raise ValueError(f"encoder(parts={parts}) needs a batch it divides, got {x.shape[0]}")
         return _encoder_in_parts(x, layers, bias, n_head, act, eps, parts), None, [None] * len(layers)
     for p in layers:
         x, probs = encoder_layer(x, p, bias, n_head, act, eps, scratch, keep_attentions,
@@ -510,7 +513,9 @@ def batch_parts(B, T, threads):  # -> how many slices of the batch to run side b
     if mode not in ("auto", "off"):
         raise ValueError(f"the environment variable {_SPLIT_ENV} must be 'auto' or 'off', "
                          f"got {os.environ[_SPLIT_ENV]!r}")
-    if mode == "off" or not threads:
+    # kernels on Numba's own threads (MINIROBERA_KERNEL_THREADS) must not be launched from
+    # two threads at once: Numba's workqueue layer aborts the process
+    if mode == "off" or not threads or kernels.THREADED:
         return 1
     for parts in range(min(threads, B), 1, -1):
         if B % parts == 0 and B * T // parts >= MIN_ROWS_PER_PART:
@@ -519,6 +524,8 @@ def batch_parts(B, T, threads):  # -> how many slices of the batch to run side b
 
 
 _pools = {}  # workers -> ThreadPoolExecutor, made on first use
+# a forked child has none of the parent's pool threads: it makes its own
+os.register_at_fork(after_in_child=_pools.clear)
 
 
 def _encoder_in_parts(x, layers, bias, n_head, act, eps, parts):  # [B,T,D] -> [B,T,D] (x)

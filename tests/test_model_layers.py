@@ -155,3 +155,51 @@ def test_encoder_in_parts_needs_the_no_copies_mode():
     with pytest.raises(ValueError, match="without hidden states or attention maps"):
         layers.encoder(x, blocks, bias, 2, "gelu", 1e-5, keep_attentions=True,
                        keep_hidden_states=False, parts=2)
+
+
+def test_encoder_in_parts_checks_its_inputs():
+    x, blocks, bias = _split_case(False)
+    with pytest.raises(ValueError, match=r"parts=3\) needs a batch it divides, got 4"):
+        _run(x, blocks, bias, parts=3)
+    flat = bias[0, 0]  # a [T,T]-broadcastable bias: its first axis is not the batch
+    with pytest.raises(ValueError, match="4-D bias"):
+        _run(x, blocks, np.broadcast_to(flat, (9, 9)).copy(), parts=2)
+
+
+def test_no_batch_split_with_threaded_kernels(monkeypatch):
+    from minirobera import kernels
+
+    monkeypatch.delenv("MINIROBERA_BATCH_SPLIT", raising=False)
+    monkeypatch.setattr(kernels, "THREADED", True)  # Numba's workqueue aborts on two launchers
+    assert layers.batch_parts(8, 128, 2) == 1
+
+
+def test_a_forked_child_splits_too():
+    # the parent's pool thread does not exist in a forked child: it must make its own
+    import subprocess
+    import sys
+    import textwrap
+
+    from minirobera import blas
+
+    if blas.threads() is None or not hasattr(__import__("os"), "fork"):
+        pytest.skip("needs an OpenBLAS whose threads can be set, and os.fork")
+    code = textwrap.dedent("""
+        import os, signal, sys
+        sys.path.insert(0, {tests!r})
+        import numpy as np
+        from test_model_layers import _split_case, _run
+        x, blocks, bias = _split_case(False)
+        want = _run(x, blocks, bias, parts=1)[0]
+        _run(x, blocks, bias, parts=2)  # the parent's pool gets its thread
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(20)
+            got = _run(x, blocks, bias, parts=2)[0]
+            os._exit(0 if np.allclose(got, want, rtol=1e-5, atol=1e-6) else 3)
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.waitstatus_to_exitcode(status))
+    """).format(tests=str(__import__("pathlib").Path(__file__).parent))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
