@@ -474,7 +474,8 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
                              "on a C-contiguous float32 x, float32 weights and a 4-D bias")
         if x.shape[0] % parts:
             raise ValueError(f"encoder(parts={parts}) needs a batch it divides, got {x.shape[0]}")
-        return _encoder_in_parts(x, layers, bias, n_head, act, eps, parts), None, [None] * len(layers)
+        x = _encoder_in_parts(x, layers, bias, n_head, act, eps, parts)
+        return x, None, [None] * len(layers)
     for p in layers:
         x, probs = encoder_layer(x, p, bias, n_head, act, eps, scratch, keep_attentions,
                                  out=x if reuse else None)
