@@ -312,17 +312,18 @@ def run_benchmark(args, ckpt):
                 for impl in order:
                     time.sleep(args.pause)
                     wait_quiet(args.wait_quiet)
-                    b0, hz = _busy_jiffies()
-                    t0 = time.perf_counter()
                     # which process: not tied to the round's order (reversed every other
                     # round), so each process gets both orders
-                    res = workers[impl][(r + r // 2) % args.procs].measure(B, T, _reps(B, T))
+                    proc = (r + r // 2) % args.procs
+                    b0, hz = _busy_jiffies()
+                    t0 = time.perf_counter()
+                    res = workers[impl][proc].measure(B, T, _reps(B, T))
                     wall = time.perf_counter() - t0
                     other = ((_busy_jiffies()[0] - b0) / hz - sum(res["cpu"])) / wall
                     foreign.append(max(other, 0.0))
                     times[impl, (B, T)].extend(res["times"])
                     raw.setdefault((impl, (B, T)), []).append(
-                        {"process": (r + r // 2) % args.procs, "round": r, "ms": [
+                        {"process": proc, "round": r, "ms": [
                             round(t * 1e3, 2) for t in res["times"]]})
             print(f"round {r + 1}/{args.rounds} done", flush=True)
     finally:

@@ -90,14 +90,21 @@ def coretype_for_this_cpu():
     return openblas_coretype(_read_cpuinfo())
 
 
+def env_choice(environ, name, choices):
+    """The value of environment variable `name`, lower-cased, if it is one of `choices`;
+    choices[0] when it is unset or empty; a ValueError naming the variable otherwise."""
+    value = environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ValueError(f"the environment variable {name} must be "
+                         f"{' or '.join(repr(c) for c in choices)}, got {environ[name]!r}")
+    return value
+
+
 def decide(environ, numpy_loaded: bool):
     """-> (the OPENBLAS_CORETYPE value to set, or None; what was decided and why), for a
     process with this environment. configure() applies it to this process; scripts that
     start NumPy processes apply it to their children's environment."""
-    switch = environ.get(SWITCH, "auto").strip().lower() or "auto"
-    if switch not in ("auto", "openblas"):
-        raise ValueError(f"the environment variable {SWITCH} must be 'auto' or 'openblas', "
-                         f"got {environ[SWITCH]!r}")
+    switch = env_choice(environ, SWITCH, ("auto", "openblas"))
     if ENV in environ:
         return None, f"left {ENV}={environ[ENV]} as found in the environment"
     if switch == "openblas":

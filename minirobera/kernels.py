@@ -291,8 +291,8 @@ _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
 
 # Run the kernels on Numba's threads? Measured on 2 cores (bench/forward.py): see
 # MINIROBERA_KERNEL_THREADS; "1" (default) keeps them on the calling thread.
-_PARALLEL = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
-THREADED = _PARALLEL  # layers.batch_parts: no batch split with threaded kernels
+# (layers.batch_parts reads THREADED too: no batch split with threaded kernels)
+THREADED = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
 _COMPILED = {}
 
 
@@ -303,7 +303,7 @@ def _numba_kernels() -> dict:
     import numba
     from numba.cpython.unsafe.numbers import viewer
 
-    if _PARALLEL and "NUMBA_THREADING_LAYER" not in os.environ:
+    if THREADED and "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "workqueue"  # sleeps when idle; OpenMP spins
     # error_model="numpy": no ZeroDivisionError branch, so divisions vectorise. fastmath lets
     # LLVM re-associate sums (vectorised reductions); the error bounds of the exp and the
@@ -313,7 +313,7 @@ def _numba_kernels() -> dict:
     helper_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
                        inline="always")
     kernel_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
-                       parallel=_PARALLEL)
+                       parallel=THREADED)
     g = globals()
     g["prange"] = numba.prange
 

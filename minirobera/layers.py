@@ -510,10 +510,7 @@ def batch_parts(B, T, threads):  # -> how many slices of the batch to run side b
     >>> batch_parts(8, 128, threads=4), batch_parts(3, 512, threads=2), batch_parts(8, 128, None)
     (4, 1, 1)
     """
-    mode = os.environ.get(_SPLIT_ENV, "auto").strip().lower() or "auto"
-    if mode not in ("auto", "off"):
-        raise ValueError(f"the environment variable {_SPLIT_ENV} must be 'auto' or 'off', "
-                         f"got {os.environ[_SPLIT_ENV]!r}")
+    mode = blas.env_choice(os.environ, _SPLIT_ENV, ("auto", "off"))
     # kernels on Numba's own threads (MINIROBERA_KERNEL_THREADS) must not be launched from
     # two threads at once: Numba's workqueue layer aborts the process
     if mode == "off" or not threads or kernels.THREADED:

@@ -301,7 +301,7 @@ def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
     assert set(compiled) == set(K._TWINS)
     for name, dispatcher in compiled.items():
         assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
-        assert dispatcher.targetoptions.get("parallel", False) == K._PARALLEL, name
+        assert dispatcher.targetoptions.get("parallel", False) == K.THREADED, name
 
 
 # ------------------------------------------------------------------ the model, both backends
