@@ -227,11 +227,9 @@ def _env(impl: str, threads: int) -> dict:
     if impl.startswith("minirobera-"):
         env["MINIROBERA_KERNELS"] = impl.split("-")[1]
     if not impl.startswith(("hf-", "torch-")):
-        # NumPy's OpenBLAS kernels as `import minirobera` picks them (minirobera/blas.py),
+        # NumPy's OpenBLAS kernels and thread timeout as `import minirobera` sets them (blas.py),
         # for the floor too: the worker imports NumPy first, so the choice is made here
-        coretype, _ = blas.decide(env, numpy_loaded=False)
-        if coretype is not None:
-            env[blas.ENV] = coretype
+        env.update(blas.decide(env, numpy_loaded=False)[0])
     if impl.endswith("-par"):  # the kernels on Numba's threads (workqueue) too
         env["MINIROBERA_KERNEL_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))

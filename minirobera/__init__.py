@@ -25,7 +25,8 @@ from importlib import import_module
 from minirobera import blas as _blas
 
 # First, before anything imports NumPy: on AMD Zen 4, NumPy's OpenBLAS runs faster with its
-# AVX2 kernels than with the AVX-512 ones it picks itself (see blas.py for when this acts).
+# AVX2 kernels than with the AVX-512 ones it picks itself, and on every CPU its idle threads
+# should sleep soon, not spin for 0.1 s (see blas.py for when this acts).
 _blas.configure()
 
 __version__ = "0.1.0"

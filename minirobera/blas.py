@@ -11,17 +11,27 @@ with 128, 0.94-1.03 with 1,024), and minirobera's whole forward took 0.81-0.82x 
 1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
 minirobera sets ``OPENBLAS_CORETYPE=Zen``.
 
+Second, on every CPU: how long OpenBLAS's idle threads spin before they sleep. After each
+call they busy-wait for new work for 2**28 clock ticks (~0.1 s) by default. That is harmless
+while only OpenBLAS runs, but layers.encoder also runs a layer's work on two Python threads,
+one core each, with OpenBLAS on one thread meanwhile, and then the still-spinning OpenBLAS
+thread takes a core from them: a 1x128 forward took 1.2x as long split as not. So minirobera
+sets ``OPENBLAS_THREAD_TIMEOUT=22`` (2**22 ticks, 1-2 ms, longer than the gaps between the
+matrix multiplies of a forward); measured in separate processes, 8x128 took 0.95x the time
+and 1x8 / 1x128 were unchanged (bench/README.md). ``idle_threads_nap`` says whether this
+(or a value as short, set by you) is in effect; the layer split runs only then.
+
 What it leaves out: everything else about BLAS (threads stay OpenBLAS's default, one per
 core). It never overrides a choice already made:
 
-- ``OPENBLAS_CORETYPE`` already in the environment (set by you, or inherited from a parent
-  process whose minirobera set it): left as it is;
-- ``MINIROBERA_BLAS=openblas``: OpenBLAS keeps its own pick (``auto``, the default, is the
-  rule above; any other value is an error);
-- NumPy already imported: OpenBLAS has chosen, and setting the variable now would change
+- ``OPENBLAS_CORETYPE`` or ``OPENBLAS_THREAD_TIMEOUT`` already in the environment (set by you,
+  or inherited from a parent process whose minirobera set it): left as it is;
+- ``MINIROBERA_BLAS=openblas``: OpenBLAS keeps its own choices (``auto``, the default, is the
+  rules above; any other value is an error);
+- NumPy already imported: OpenBLAS has chosen, and setting the variables now would change
   nothing but what child processes inherit, so nothing is set.
 
-The variable is process-wide: NumPy code outside minirobera, and child processes, get the
+The variables are process-wide: NumPy code outside minirobera, and child processes, get the
 same kernels. minirobera's results differ from the other kernels' by float32 rounding only.
 The trade-off is for float32: float64 work gets the AVX2 kernels too, and there they are not
 always faster (a 2048x2048 float64 matrix product took ~8% longer here, np.linalg.solve on
@@ -42,10 +52,13 @@ import sys
 import threading
 
 ENV = "OPENBLAS_CORETYPE"
+TIMEOUT_ENV = "OPENBLAS_THREAD_TIMEOUT"
+NAP = 22  # idle OpenBLAS threads sleep after 2**NAP clock ticks (OpenBLAS's default: 2**28)
 SWITCH = "MINIROBERA_BLAS"  # "auto" (default) or "openblas"
 
 # what configure() did, for bench scripts and curious readers
 decision = "not taken yet"
+_naps = False  # configure(): whether OpenBLAS's idle threads sleep within 2**NAP ticks
 
 
 def _cpuinfo_fields(cpuinfo: str) -> dict:
@@ -101,32 +114,50 @@ def env_choice(environ, name, choices):
 
 
 def decide(environ, numpy_loaded: bool):
-    """-> (the OPENBLAS_CORETYPE value to set, or None; what was decided and why), for a
-    process with this environment. configure() applies it to this process; scripts that
-    start NumPy processes apply it to their children's environment."""
+    """-> (the variables to set, {name: value}; what was decided and why), for a process
+    with this environment. configure() applies it to this process; scripts that start NumPy
+    processes apply it to their children's environment."""
     switch = env_choice(environ, SWITCH, ("auto", "openblas"))
-    if ENV in environ:
-        return None, f"left {ENV}={environ[ENV]} as found in the environment"
     if switch == "openblas":
-        return None, f"OpenBLAS's own choice ({SWITCH}=openblas)"
+        return {}, f"OpenBLAS's own choices ({SWITCH}=openblas)"
     if numpy_loaded:
-        return None, "NumPy was imported first: OpenBLAS had already chosen its kernels"
+        return {}, "NumPy was imported first: OpenBLAS had already chosen its kernels"
+    settings = {}
     want = coretype_for_this_cpu()
-    if want is None:
-        return None, "OpenBLAS's own choice (not a Zen 4 CPU)"
-    return want, f"set {ENV}={want} (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones)"
+    if ENV in environ:
+        why = f"left {ENV}={environ[ENV]} as found in the environment"
+    elif want is None:
+        why = "OpenBLAS's own kernels (not a Zen 4 CPU)"
+    else:
+        settings[ENV] = want
+        why = f"set {ENV}={want} (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones)"
+    if TIMEOUT_ENV in environ:
+        why += f"; left {TIMEOUT_ENV}={environ[TIMEOUT_ENV]} as found in the environment"
+    else:
+        settings[TIMEOUT_ENV] = str(NAP)
+        why += f"; set {TIMEOUT_ENV}={NAP} (idle OpenBLAS threads sleep after 1-2 ms)"
+    return settings, why
 
 
 def configure() -> str:
-    """Set OPENBLAS_CORETYPE if this CPU wants it and it can still take effect.
+    """Set OPENBLAS_CORETYPE and OPENBLAS_THREAD_TIMEOUT where wanted and still in time.
 
     Called by ``minirobera/__init__.py``; returns (and stores in ``decision``) what it did.
     """
-    global decision
-    value, decision = decide(os.environ, numpy_loaded="numpy" in sys.modules)
-    if value is not None:
-        os.environ[ENV] = value
+    global decision, _naps
+    settings, decision = decide(os.environ, numpy_loaded="numpy" in sys.modules)
+    os.environ.update(settings)
+    # a value found in the environment is taken to have been there when OpenBLAS loaded
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    _naps = value.isdigit() and int(value) <= NAP
     return decision
+
+
+def idle_threads_nap() -> bool:
+    """Whether OpenBLAS's idle threads go to sleep within ~2**NAP clock ticks of their last
+    call (configure() set OPENBLAS_THREAD_TIMEOUT, or found it as short): only then may
+    other threads have the cores right after a multi-threaded GEMM (layers.layer_parts)."""
+    return _naps
 
 
 @functools.lru_cache(maxsize=None)
@@ -181,12 +212,12 @@ def openblas_config():
 
 
 # ---------------------------------------------------------------------------------------------
-# OpenBLAS's thread count, for layers.encoder's batch split
+# OpenBLAS's thread count, for layers.encoder's splits over the cores
 # ---------------------------------------------------------------------------------------------
-# OpenBLAS splits each GEMM over its threads. layers.encoder can instead run slices of the batch
-# side by side, one thread each, with OpenBLAS on one thread: then the work between the GEMMs
-# (GELU, softmax, LayerNorm, ~7% of a forward) and the small per-head attention GEMMs run on
-# every core too, not only the GEMMs. The count is process-wide, so blocks that want one
+# OpenBLAS splits each GEMM over its threads. layers.encoder can instead run slices of the batch,
+# or shares of each layer, side by side, one thread each, with OpenBLAS on one thread: then the
+# work between the GEMMs (GELU, softmax, LayerNorm, ~7% of a forward) and the small per-head
+# attention GEMMs run on every core too, not only the GEMMs. The count is process-wide, so blocks that want one
 # thread share it: the first in sets it, the last out restores it.
 _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
         "openblas_get_num_threads64_", "openblas_get_num_threads")

@@ -27,8 +27,9 @@ the kernels run on the calling thread (no thread pool at all, nothing to oversub
 on 2 cores it gained nothing when the machine was quiet and, with any other load, made the
 small attention GEMMs that follow a kernel wait for descheduled threads (8x128: 0.28 s ->
 3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
-What does put the second core to work on them: layers.encoder running a big batch as slices
-side by side, one thread each, with OpenBLAS on one thread meanwhile (``batch_parts``).
+What does put the second core to work on them: layers.encoder running a batch's slices, or
+shares of each layer, side by side, one thread each, with OpenBLAS on one thread meanwhile
+(``layers.batch_parts``, ``layers.layer_parts``).
 
 Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocabulary, N = B*T rows.
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 
 import numpy as np
 
@@ -291,15 +293,23 @@ _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
 
 # Run the kernels on Numba's threads? Measured on 2 cores (bench/forward.py): see
 # MINIROBERA_KERNEL_THREADS; "1" (default) keeps them on the calling thread.
-# (layers.batch_parts reads THREADED too: no batch split with threaded kernels)
+# (layers.encoder reads THREADED too: no split over the cores with threaded kernels)
 THREADED = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
 _COMPILED = {}
+_COMPILING = threading.Lock()
 
 
 def _numba_kernels() -> dict:
     """Import Numba and compile (or load from its cache) the loops above; runs once."""
     if _COMPILED:
         return _COMPILED
+    with _COMPILING:  # layers.encoder's split may make the first call from two threads at once
+        if not _COMPILED:
+            _compile_numba_kernels()
+    return _COMPILED
+
+
+def _compile_numba_kernels():
     import numba
     from numba.cpython.unsafe.numbers import viewer
 
@@ -330,7 +340,6 @@ def _numba_kernels() -> dict:
         g[name] = numba.njit(**helper_opts)(g[name])
     compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
-    return _COMPILED
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""minirobera/blas.py: which OpenBLAS kernels NumPy gets, decided at `import minirobera`.
+"""minirobera/blas.py: which OpenBLAS kernels NumPy gets, and how soon its idle threads sleep,
+decided at `import minirobera`.
 
 The rule is a pure function of /proc/cpuinfo's text; what `import minirobera` does with it
 depends on import order and the environment, so those checks run in fresh interpreters.
@@ -45,32 +46,48 @@ def test_configure_sets_zen_on_zen4_before_numpy(monkeypatch):
     # in process, with the CPU and the import order faked: runs on every machine
     monkeypatch.setattr(blas, "_read_cpuinfo", lambda: ZEN4)
     monkeypatch.delitem(sys.modules, "numpy", raising=False)
-    monkeypatch.delenv(blas.ENV, raising=False)
-    monkeypatch.delenv(blas.SWITCH, raising=False)
-    assert blas.configure().startswith(f"set {blas.ENV}=Zen")
+    for var in (blas.ENV, blas.TIMEOUT_ENV, blas.SWITCH):
+        monkeypatch.delenv(var, raising=False)
+    assert blas.configure() == (
+        f"set {blas.ENV}=Zen (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones); "
+        f"set {blas.TIMEOUT_ENV}=22 (idle OpenBLAS threads sleep after 1-2 ms)")
     assert os.environ[blas.ENV] == "Zen"  # monkeypatch restores the environment afterwards
+    assert os.environ[blas.TIMEOUT_ENV] == "22"
+    assert blas.idle_threads_nap()
 
 
-@pytest.mark.parametrize("numpy_loaded, preset, switch, want_value, want_decision", [
-    (True, None, None, None, "NumPy was imported first"),
-    (False, "SkylakeX", None, "SkylakeX", f"left {blas.ENV}=SkylakeX"),
-    (False, None, "openblas", None, "OpenBLAS's own choice (MINIROBERA_BLAS=openblas)"),
-    (False, None, " AUTO ", "Zen", f"set {blas.ENV}=Zen"),
+@pytest.mark.parametrize("numpy_loaded, cpu, preset, timeout, switch, want_value, want_timeout, "
+                         "naps, want_decision", [
+    (True, ZEN4, None, None, None, None, None, False, "NumPy was imported first"),
+    (True, ZEN4, None, "20", None, None, "20", True, "NumPy was imported first"),
+    (False, ZEN4, "SkylakeX", None, None, "SkylakeX", "22", True,
+     f"left {blas.ENV}=SkylakeX as found in the environment; set {blas.TIMEOUT_ENV}=22"),
+    (False, ZEN4, None, "28", None, "Zen", "28", False,
+     f"set {blas.ENV}=Zen (AMD Zen 4: AVX2 kernels beat OpenBLAS's AVX-512 ones); "
+     f"left {blas.TIMEOUT_ENV}=28 as found"),
+    (False, ZEN4, None, None, "openblas", None, None, False,
+     "OpenBLAS's own choices (MINIROBERA_BLAS=openblas)"),
+    (False, ZEN4, None, None, " AUTO ", "Zen", "22", True, f"set {blas.ENV}=Zen"),
+    (False, "", None, None, None, None, "22", True,
+     f"OpenBLAS's own kernels (not a Zen 4 CPU); set {blas.TIMEOUT_ENV}=22"),
 ])
-def test_configure_leaves_choices_already_made(monkeypatch, numpy_loaded, preset, switch,
-                                                want_value, want_decision):
-    monkeypatch.setattr(blas, "_read_cpuinfo", lambda: ZEN4)
+def test_configure_leaves_choices_already_made(monkeypatch, numpy_loaded, cpu, preset, timeout,
+                                                switch, want_value, want_timeout, naps,
+                                                want_decision):
+    monkeypatch.setattr(blas, "_read_cpuinfo", lambda: cpu)
     if numpy_loaded:
         monkeypatch.setitem(sys.modules, "numpy", importlib.import_module("numpy"))
     else:
         monkeypatch.delitem(sys.modules, "numpy", raising=False)
-    for var, value in ((blas.ENV, preset), (blas.SWITCH, switch)):
+    for var, value in ((blas.ENV, preset), (blas.TIMEOUT_ENV, timeout), (blas.SWITCH, switch)):
         if value is None:
             monkeypatch.delenv(var, raising=False)
         else:
             monkeypatch.setenv(var, value)
     assert blas.configure().startswith(want_decision)
     assert os.environ.get(blas.ENV) == want_value
+    assert os.environ.get(blas.TIMEOUT_ENV) == want_timeout
+    assert blas.idle_threads_nap() is naps  # a timeout found in the environment counts
 
 
 def test_configure_rejects_an_unknown_switch(monkeypatch):
@@ -81,14 +98,15 @@ def test_configure_rejects_an_unknown_switch(monkeypatch):
 
 
 def _fresh(code, **env):
-    """Run `code` in a new interpreter with OPENBLAS_CORETYPE and MINIROBERA_BLAS unset unless
-    given in env; it prints JSON of the variable, blas.decision and the kernels OpenBLAS
-    reports."""
-    clean = {k: v for k, v in os.environ.items() if k not in (blas.ENV, blas.SWITCH)}
+    """Run `code` in a new interpreter with OPENBLAS_CORETYPE, OPENBLAS_THREAD_TIMEOUT and
+    MINIROBERA_BLAS unset unless given in env; it prints JSON of the two variables,
+    blas.decision, the kernels OpenBLAS reports and blas.idle_threads_nap()."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in (blas.ENV, blas.TIMEOUT_ENV, blas.SWITCH)}
     clean.update(env)
     code += ("\nimport json, os\nfrom minirobera import blas\n"
-             "print(json.dumps([os.environ.get(blas.ENV), blas.decision, "
-             "blas.openblas_corename()]))")
+             "print(json.dumps([os.environ.get(blas.ENV), os.environ.get(blas.TIMEOUT_ENV), "
+             "blas.decision, blas.openblas_corename(), blas.idle_threads_nap()]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=clean, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -100,11 +118,12 @@ def _reads_coretype():  # only a DYNAMIC_ARCH OpenBLAS looks at OPENBLAS_CORETYP
 
 
 def test_import_first_sets_this_cpus_choice():
-    value, decision, corename = _fresh("import minirobera, numpy")
+    value, timeout, decision, corename, naps = _fresh("import minirobera, numpy")
     want = blas.coretype_for_this_cpu()
     assert value == want
+    assert (timeout, naps) == ("22", True)
     if want is None:
-        assert "own choice" in decision
+        assert decision.startswith("OpenBLAS's own kernels")
     else:
         assert decision.startswith(f"set {blas.ENV}={want}")
         if _reads_coretype():  # NumPy's wheel runs its Haswell code for "Zen"; others say Zen
@@ -112,23 +131,53 @@ def test_import_first_sets_this_cpus_choice():
 
 
 def test_numpy_first_sets_nothing():
-    value, decision, _ = _fresh("import numpy, minirobera")
-    assert value is None
+    value, timeout, decision, _, naps = _fresh("import numpy, minirobera")
+    assert (value, timeout, naps) == (None, None, False)
     assert decision.startswith("NumPy was imported first")
 
 
 def test_the_switch_keeps_openblas_own_choice():
-    value, decision, corename = _fresh("import minirobera, numpy", MINIROBERA_BLAS="openblas")
-    assert value is None
-    assert decision == "OpenBLAS's own choice (MINIROBERA_BLAS=openblas)"
-    assert corename == _fresh("import numpy, minirobera")[2]  # what OpenBLAS picks itself
+    value, timeout, decision, corename, naps = _fresh("import minirobera, numpy",
+                                                      MINIROBERA_BLAS="openblas")
+    assert (value, timeout, naps) == (None, None, False)
+    assert decision == "OpenBLAS's own choices (MINIROBERA_BLAS=openblas)"
+    assert corename == _fresh("import numpy, minirobera")[3]  # what OpenBLAS picks itself
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="Sandybridge is an x86-64 kernel set")
 def test_a_choice_already_made_is_kept():
-    value, decision, corename = _fresh("import minirobera, numpy",
-                                       OPENBLAS_CORETYPE="Sandybridge")
-    assert value == "Sandybridge"
+    value, timeout, decision, corename, _ = _fresh("import minirobera, numpy",
+                                                   OPENBLAS_CORETYPE="Sandybridge",
+                                                   OPENBLAS_THREAD_TIMEOUT="26")
+    assert (value, timeout) == ("Sandybridge", "26")
     assert decision.startswith(f"left {blas.ENV}=Sandybridge")
+    assert f"left {blas.TIMEOUT_ENV}=26" in decision
     if _reads_coretype():
         assert corename == "Sandybridge"
+
+
+_SPIN = """
+import time
+import numpy as np
+a, w = np.ones((512, 768), np.float32), np.ones((768, 3072), np.float32)
+a @ w; a @ w  # OpenBLAS's threads at work
+busy = time.process_time()
+time.sleep(0.4)  # the main thread idles: what CPU time the process takes is OpenBLAS's
+print('{"idle_cpu": %.4f}' % (time.process_time() - busy))
+"""
+
+
+def test_idle_openblas_threads_sleep_soon_after_import_minirobera():
+    if not blas.threads() or blas.threads() < 2:
+        pytest.skip("one BLAS thread (or threads minirobera cannot ask): none to idle")
+    with_nap = subprocess.run([sys.executable, "-c", "import minirobera" + _SPIN],
+                              capture_output=True, text=True, timeout=120)
+    own = subprocess.run([sys.executable, "-c", "import minirobera" + _SPIN],
+                         capture_output=True, text=True, timeout=120,
+                         env={**{k: v for k, v in os.environ.items()
+                                 if k != blas.TIMEOUT_ENV}, "MINIROBERA_BLAS": "openblas"})
+    assert with_nap.returncode == own.returncode == 0, with_nap.stderr + own.stderr
+    nap = json.loads(with_nap.stdout)["idle_cpu"]
+    spin = json.loads(own.stdout)["idle_cpu"]
+    # OpenBLAS's own default spins ~0.1 s (2**28 clock ticks) after the last call
+    assert nap < 0.03 and spin > 0.05, (nap, spin)
