@@ -301,8 +301,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
-            self.wfile.write(body)
-            self.record.body_bytes += len(body)
+            self._write(body)
 
     def _body(self, data: bytes, headers: dict, filename: str) -> None:
         """The file, honouring Range unless a fault says otherwise, then the body faults."""
@@ -340,9 +339,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 time.sleep(slow.delay / pieces)
 
     def _write(self, piece: bytes) -> None:
-        self.wfile.write(piece)
-        self.wfile.flush()
+        # counted before the client can have the bytes: a test that reads the count as soon as
+        # its download returns must not race this thread (it once saw the count still short)
         self.record.body_bytes += len(piece)
+        try:
+            self.wfile.write(piece)
+            self.wfile.flush()
+        except OSError:
+            self.record.body_bytes -= len(piece)  # the client went away: not delivered
+            raise
 
 
 @pytest.fixture
