@@ -521,14 +521,17 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
 #
 # A batch slice needs enough rows for a one-thread GEMM to keep its core as busy as its share
 # of a two-thread one; the layer split shares the weights (each thread packs a part of each
-# matrix, as OpenBLAS's own threads do) and so pays off with far fewer rows.
+# matrix, as OpenBLAS's own threads do) but waits four times a layer, so it too needs rows.
 # measured on 2 cores, time split / not split:
-#   batch: 128 rows a slice (2 x 128) 1.02; 256 rows (4 x 128, 2 x 256) 0.89-1.04 over five
-#     runs; 512 and more (8 x 128, 4 x 256, 2 x 512, 32 x 128) 0.87-0.92
-#   layer: 1x8 1.13, 1x16 1.10, 1x32 1.04, 1x64 0.95, 1x128 0.88, 1x256 0.85, 1x512 0.80-0.85;
-#     at 8 x 128 0.97 and 32 x 128 0.95, where the batch split gave 0.96 and 0.91
+#   batch (one process, call by call): 128 rows a slice (2 x 128) 1.02; 256 rows (4 x 128,
+#     2 x 256) 0.89-1.04 over five runs; 512 and more (8 x 128, 4 x 256, 2 x 512, 32 x 128)
+#     0.87-0.92
+#   layer (separate processes taking turns, medians of 3-4 rounds, two runs): 1x8 1.15, 1x32
+#     0.92-1.07, 1x64 0.86-1.03, 1x128 0.86-0.99, 2x128 0.85-0.96, 1x512 0.92-0.95. The
+#     unsplit forward is bimodal here (1x128 in 127-134 ms in some processes, 149-153 ms in
+#     others, not explained), hence the spread; the split ran at 124-137 ms in both.
 MIN_ROWS_PER_PART = 256  # batch split: tokens in each slice
-MIN_ROWS_PER_SHARE = 32  # layer split: token rows in each thread's share
+MIN_ROWS_PER_SHARE = 64  # layer split: token rows in each thread's share
 _SPLIT_ENV = "MINIROBERA_SPLIT"  # "auto" (default) or "off"
 
 
@@ -562,9 +565,9 @@ def layer_parts(B, T, n_head, threads):  # -> how many threads share each layer
     (no split) when `_may_split` says no or OpenBLAS's idle threads spin (they would take a
     core from the shares: blas.idle_threads_nap).
 
-    >>> [layer_parts(1, T, 12, threads=2) for T in (8, 32, 64, 512)]
+    >>> [layer_parts(1, T, 12, threads=2) for T in (8, 64, 128, 512)]
     [1, 1, 2, 2]
-    >>> layer_parts(1, 128, 12, threads=4), layer_parts(1, 128, 1, 2), layer_parts(1, 128, 12, None)
+    >>> layer_parts(1, 512, 12, threads=4), layer_parts(1, 128, 1, 2), layer_parts(1, 128, 12, None)
     (4, 1, 1)
     """
     if not _may_split(threads) or not blas.idle_threads_nap():

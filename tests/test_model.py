@@ -350,15 +350,15 @@ def test_one_sequence_runs_each_layer_split_over_the_cores_with_the_same_result(
     if not blas.threads() or blas.threads() < 2 or not blas.idle_threads_nap():
         pytest.skip("one BLAS thread, threads minirobera cannot set, or spinning idle threads")
     model = tiny_model(max_position_embeddings=140)  # 2 heads
-    ids = np.random.default_rng(1).integers(3, 40, (1, 100))
+    ids = np.random.default_rng(1).integers(3, 40, (1, 130))
     monkeypatch.setenv("MINIROBERA_SPLIT", "off")
     want = model(ids)
     calls = _count_calls(monkeypatch, "_encoder_layer_split")
     monkeypatch.setenv("MINIROBERA_SPLIT", "auto")
     got = model(ids)
-    assert calls == [2]  # 100 tokens: two shares of 50 rows and one head each
+    assert calls == [2]  # 130 tokens: two shares of 65 rows and one head each
     np.testing.assert_allclose(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-6)
-    model(ids[:, :20])  # too few rows to share
+    model(ids[:, :100])  # too few rows to share
     model(ids, output_attentions=True)
     assert calls == [2]
 

@@ -94,10 +94,10 @@ def test_batch_parts_rule(split_auto, B, T, threads, want):
 
 
 @pytest.mark.parametrize("B, T, heads, threads, want", [
-    (1, 128, 12, 2, 2), (1, 512, 12, 2, 2), (2, 32, 12, 2, 2),  # 32 rows a share or more
-    (1, 63, 12, 2, 1), (1, 8, 12, 2, 1),                        # fewer
-    (1, 128, 12, 4, 4), (1, 96, 12, 4, 3), (1, 128, 3, 4, 3),   # one share per thread, head,
-    (1, 128, 1, 2, 1),                                          # and 32 rows at most
+    (1, 128, 12, 2, 2), (1, 512, 12, 2, 2), (2, 64, 12, 2, 2),  # 64 rows a share or more
+    (1, 127, 12, 2, 1), (1, 8, 12, 2, 1),                       # fewer
+    (1, 256, 12, 4, 4), (1, 192, 12, 4, 3), (1, 256, 3, 4, 3),  # one share per thread, head,
+    (1, 128, 1, 2, 1), (1, 128, 12, 4, 2),                      # and 64 rows at most
     (1, 128, 12, 1, 1), (1, 128, 12, None, 1),                  # one thread, or not settable
 ])
 def test_layer_parts_rule(split_auto, B, T, heads, threads, want):
