@@ -226,7 +226,12 @@ def _env(impl: str, threads: int) -> dict:
         env[var] = str(threads)
     if impl.startswith("minirobera-"):
         env["MINIROBERA_KERNELS"] = impl.split("-")[1]
-    if not impl.startswith(("hf-", "torch-")):
+    if impl.startswith(("hf-", "torch-")):
+        # the reference runs as its users run it: without what this process's `import
+        # minirobera` put in the environment (torch uses MKL, but NumPy's OpenBLAS loads too)
+        for var in blas.applied:
+            env.pop(var, None)
+    else:
         # NumPy's OpenBLAS kernels and thread timeout as `import minirobera` sets them (blas.py),
         # for the floor too: the worker imports NumPy first, so the choice is made here
         env.update(blas.decide(env, numpy_loaded=False)[0])

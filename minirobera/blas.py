@@ -58,6 +58,7 @@ SWITCH = "MINIROBERA_BLAS"  # "auto" (default) or "openblas"
 
 # what configure() did, for bench scripts and curious readers
 decision = "not taken yet"
+applied = {}  # the variables configure() set in this process's environment
 _naps = False  # configure(): whether OpenBLAS's idle threads sleep within 2**NAP ticks
 
 
@@ -144,9 +145,10 @@ def configure() -> str:
 
     Called by ``minirobera/__init__.py``; returns (and stores in ``decision``) what it did.
     """
-    global decision, _naps
+    global decision, _naps, applied
     settings, decision = decide(os.environ, numpy_loaded="numpy" in sys.modules)
     os.environ.update(settings)
+    applied = settings
     # a value found in the environment is taken to have been there when OpenBLAS loaded
     value = os.environ.get(TIMEOUT_ENV, "").strip()
     _naps = value.isdigit() and int(value) <= NAP

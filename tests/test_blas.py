@@ -16,6 +16,15 @@ import pytest
 
 from minirobera import blas
 
+
+@pytest.fixture(autouse=True)
+def _keep_this_process_decision():
+    # the in-process configure() calls below overwrite what `import minirobera` recorded, and
+    # layers.layer_parts reads it (blas.idle_threads_nap): put it back for the other tests
+    saved = blas.decision, blas._naps, blas.applied
+    yield
+    blas.decision, blas._naps, blas.applied = saved
+
 ZEN4 = """processor\t: 0
 vendor_id\t: AuthenticAMD
 cpu family\t: 25
@@ -53,6 +62,7 @@ def test_configure_sets_zen_on_zen4_before_numpy(monkeypatch):
         f"set {blas.TIMEOUT_ENV}=22 (idle OpenBLAS threads sleep after 1-2 ms)")
     assert os.environ[blas.ENV] == "Zen"  # monkeypatch restores the environment afterwards
     assert os.environ[blas.TIMEOUT_ENV] == "22"
+    assert blas.applied == {blas.ENV: "Zen", blas.TIMEOUT_ENV: "22"}
     assert blas.idle_threads_nap()
 
 
