@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from . import blas  # OpenBLAS's thread count, for the batch split in `encoder`
+from . import blas  # OpenBLAS's thread count, for the splits over the cores in `encoder`
 from . import kernels  # fused float32 kernels (Numba, or their NumPy twins): MINIROBERA_KERNELS
 
 # ---------------------------------------------------------------------------- activations
