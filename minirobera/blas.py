@@ -1,7 +1,8 @@
-"""Which matrix-multiply kernels NumPy's OpenBLAS runs: chosen once, before NumPy loads it.
+"""Which matrix-multiply kernels NumPy's OpenBLAS runs, and how long its idle threads spin:
+chosen once, before NumPy loads it; and OpenBLAS's thread count, for layers.encoder's splits.
 
-What this file owns: one decision, taken when ``import minirobera`` runs before anything has
-imported NumPy. About 90% of a forward pass is matrix multiplies (layers.linear and the two
+What this file owns: two decisions, taken when ``import minirobera`` runs before anything has
+imported NumPy. First, the kernels. About 90% of a forward pass is matrix multiplies (layers.linear and the two
 attention products), all done by the OpenBLAS that ships inside NumPy's wheel. OpenBLAS picks
 its kernels by CPU when the library loads, and on AMD Zen 4 it picks the AVX-512 "SkylakeX"
 ones. Zen 4 runs each 512-bit instruction as two 256-bit halves, and OpenBLAS's AVX2 kernels
@@ -216,11 +217,12 @@ def openblas_config():
 # ---------------------------------------------------------------------------------------------
 # OpenBLAS's thread count, for layers.encoder's splits over the cores
 # ---------------------------------------------------------------------------------------------
-# OpenBLAS splits each GEMM over its threads. layers.encoder can instead run slices of the batch,
-# or shares of each layer, side by side, one thread each, with OpenBLAS on one thread: then the
-# work between the GEMMs (GELU, softmax, LayerNorm, ~7% of a forward) and the small per-head
-# attention GEMMs run on every core too, not only the GEMMs. The count is process-wide, so blocks that want one
-# thread share it: the first in sets it, the last out restores it.
+# OpenBLAS splits each GEMM over its threads. layers.encoder can instead run slices of the
+# batch, or shares of each layer, side by side, one thread each, with OpenBLAS on one thread:
+# then the work between the GEMMs (GELU, softmax, LayerNorm, ~7% of a forward) and the small
+# per-head attention GEMMs run on every core too, not only the GEMMs. The count is
+# process-wide, so blocks that want one thread share it: the first in sets it, the last out
+# restores it.
 _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
         "openblas_get_num_threads64_", "openblas_get_num_threads")
 _SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",

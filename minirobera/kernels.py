@@ -20,13 +20,14 @@ kernels compiled only on the first call that needs them, and compiled code is ca
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
 Threads: the matrix multiplies already keep both cores busy through OpenBLAS, whose idle
-threads spin for a while after each call, and the kernels are ~10% of a forward pass. So
+threads spin for a while after each call (~0.1 s by default, 1-2 ms once ``import minirobera``
+has set OPENBLAS_THREAD_TIMEOUT: blas.py), and the kernels are ~10% of a forward pass. So
 the kernels run on the calling thread (no thread pool at all, nothing to oversubscribe).
 ``MINIROBERA_KERNEL_THREADS=2`` compiles them with ``parallel=True`` on Numba's
 ``workqueue`` layer (OpenMP's spinning threads fought OpenBLAS's: up to 12x slower); measured
-on 2 cores it gained nothing when the machine was quiet and, with any other load, made the
-small attention GEMMs that follow a kernel wait for descheduled threads (8x128: 0.28 s ->
-3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
+on 2 cores, with OpenBLAS's default spin, it gained nothing when the machine was quiet and,
+with any other load, made the small attention GEMMs that follow a kernel wait for
+descheduled threads (8x128: 0.28 s -> 3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
 What does put the second core to work on them: layers.encoder running a batch's slices, or
 shares of each layer, side by side, one thread each, with OpenBLAS on one thread meanwhile
 (``layers.batch_parts``, ``layers.layer_parts``).
