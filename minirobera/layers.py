@@ -658,6 +658,7 @@ def _encoder_layer_split(x, layers, bias, n_head, act, eps, parts):  # [B,T,D] -
         ctx_heads = split_heads(ctx, n_head)[:, heads]  # [B,nh,T,Dh] view into ctx
         hidden = np.empty((n, units.stop - units.start), np.float32)
         x_rows, h_rows, ctx_rows = stream[rows], h[rows], ctx.reshape(n, D)[rows]
+        sums = [a[rows] for a in partial]  # every thread's partial sums for these rows
         for p in layers:
             for j in range(3):  # 1. heads
                 linear(stream, p["qkv"]["w"][cols[j]], p["qkv"]["b"][cols[j]], out=qkv[j])
@@ -673,7 +674,9 @@ def _encoder_layer_split(x, layers, bias, n_head, act, eps, parts):  # [B,T,D] -
             bias_act(hidden, p["ffn_in"]["b"][units], act, out=hidden)
             linear(hidden, p["ffn_out"]["w"][:, units], out=partial[i])
             barrier.wait()
-            np.sum(partial[:, rows], axis=0, out=x_rows)  # 4. rows
+            np.add(sums[0], sums[1], out=x_rows)  # 4. rows (np.sum over the parts axis of a
+            for other in sums[2:]:                # strided view took twice as long)
+                x_rows += other
             bias_residual_layer_norm(x_rows, p["ffn_out"]["b"], h_rows, p["ffn_ln"]["g"],
                                      p["ffn_ln"]["b"], eps, out=x_rows)
             barrier.wait()
