@@ -31,6 +31,7 @@ snapshot gets a copy of the blob instead of a link.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -42,11 +43,11 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests
-from requests.packages.urllib3.exceptions import HTTPError as _TransportError  # requests' own
+if TYPE_CHECKING:  # the annotations only: requests itself is imported on the first request
+    import requests
 
 try:
     import fcntl  # the download lock (POSIX)
@@ -112,7 +113,27 @@ class _Dropped(Exception):
     """The connection broke in the middle of a response body."""
 
 
-_TRANSIENT = (requests.ConnectionError, requests.Timeout, _ServerError, _Dropped)
+def _requests():
+    """The requests module, imported when minirobera first talks to the hub: a model loaded
+    from a folder, or offline from the cache, never loads it (14 MiB resident, with its TLS)."""
+    import requests
+
+    return requests
+
+
+@functools.lru_cache(maxsize=None)
+def _transient() -> tuple:
+    """The errors worth another try after a pause (requests imported by then)."""
+    requests = _requests()
+    return (requests.ConnectionError, requests.Timeout, _ServerError, _Dropped)
+
+
+@functools.lru_cache(maxsize=None)
+def _transport_errors() -> tuple:
+    """What a broken connection raises from the middle of a body: urllib3's errors, as
+    requests vendors them, and requests' own."""
+    requests = _requests()
+    return (requests.packages.urllib3.exceptions.HTTPError, requests.RequestException)
 
 
 # ------------------------------------------------------------------------------ environment
@@ -404,7 +425,7 @@ class _Target:
 def _headers(url: str, target: _Target, extra: Optional[dict] = None) -> dict:
     from minirobera import __version__
 
-    headers = {"User-Agent": f"minirobera/{__version__}; requests/{requests.__version__}",
+    headers = {"User-Agent": f"minirobera/{__version__}; requests/{_requests().__version__}",
                "Accept-Encoding": "identity"}  # real sizes, and Range offsets into real bytes
     # The token goes to the hub's own host only: never to a CDN or anywhere a redirect points.
     if target.token and _origin(url) == _origin(target.endpoint):
@@ -492,7 +513,7 @@ def _fetch_metadata(session: requests.Session, target: _Target, *, tries: int = 
                               timeout=_timeout("HF_HUB_ETAG_TIMEOUT"))
             _raise_for_status(resp, url, target)
             return _metadata(resp, url, target)
-        except _TRANSIENT:
+        except _transient():
             if attempt == tries - 1:
                 raise
             _pause(attempt)
@@ -556,7 +577,7 @@ def _body_chunks(resp: requests.Response) -> Iterator[bytes]:
     try:
         while chunk := resp.raw.read(CHUNK_BYTES, decode_content=decode):
             yield chunk
-    except (_TransportError, requests.RequestException) as exc:
+    except _transport_errors() as exc:
         raise _Dropped(f"connection dropped: {exc}") from exc
 
 
@@ -573,7 +594,7 @@ def _check_space(folder: Path, needed: int) -> None:
 
 def _fetch_once(session: requests.Session, meta: FileMetadata, part: Path, target: _Target,
                 progress: _Progress) -> None:
-    """One GET into `part`, resuming from its current size; raises a _TRANSIENT to retry."""
+    """One GET into `part`, resuming from its current size; raises a _transient() error to retry."""
     have = part.stat().st_size if part.exists() else 0
     extra = {"Range": f"bytes={have}-"} if have else None
     resp, url = _send(session, "GET", meta.location, target, stop_at_other_host=False, extra=extra,
@@ -616,7 +637,7 @@ def _fetch(session: requests.Session, meta: FileMetadata, part: Path, target: _T
                 if meta.size is None or part.stat().st_size >= meta.size:
                     return
                 raise _Dropped(f"the server closed {meta.location} before the end of the file")
-            except _TRANSIENT as exc:
+            except _transient() as exc:
                 now = part.stat().st_size if part.exists() else 0
                 failures = 0 if now > have else failures + 1  # bytes arrived: not stuck
                 have = now
@@ -712,12 +733,12 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
         return _fetch_metadata(session, target)
     except (EntryNotFoundError, RevisionNotFoundError):
         raise
-    except (HubError, *_TRANSIENT) as exc:  # hub down, no connection, gated without token...
+    except (HubError, *_transient()) as exc:  # hub down, no connection, gated without token...
         cached = repo.lookup(target.revision, target.filename)
         if cached is not None:
             logger.info("using the cached %s: %s", target.filename, exc)
             return cached
-        if not isinstance(exc, _TRANSIENT):
+        if not isinstance(exc, _transient()):
             raise
         if _known_absent(repo, target):  # as transformers: a remembered 404 needs no hub
             raise EntryNotFoundError(
@@ -726,7 +747,7 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
                 f"{exc})") from exc
     try:  # nothing cached: now it is worth waiting for the hub
         return _fetch_metadata(session, target, tries=RETRIES)
-    except _TRANSIENT as exc:
+    except _transient() as exc:
         raise LocalEntryNotFoundError(
             f"cannot reach the hub for {target.url} ({exc}), and {target.filename!r} of "
             f"{target.repo_id!r} is not in the cache at {repo.cache_dir}. Check your connection "
@@ -740,7 +761,7 @@ def _resolve(repo: RepoCache, target: _Target, offline_reason: Optional[str], qu
             return str(pinned)
     if offline_reason:
         return _from_cache_only(repo, target, offline_reason)
-    with requests.Session() as session:
+    with _requests().Session() as session:
         try:
             meta = _metadata_or_cache(session, repo, target)
         except EntryNotFoundError as exc:

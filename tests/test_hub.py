@@ -494,3 +494,26 @@ def test_real_hub_roberta_base_config(monkeypatch):
     for repo_id in ("FacebookAI/roberta-base", "roberta-base"):  # the legacy id redirects
         config = json.loads(Path(hub.cached_file(repo_id, "config.json")).read_text())
         assert (config["model_type"], config["vocab_size"], config["hidden_size"]) == ("roberta", 50265, 768)
+
+
+def test_loading_from_a_folder_never_imports_requests(tmp_path):
+    # requests (with its TLS stack, 14 MiB resident) is imported on the first request to the
+    # hub; a model read from a folder, or offline from the cache, never needs it
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import sys
+        import minirobera
+        model = minirobera.RobertaModel(minirobera.RobertaConfig(
+            vocab_size=40, hidden_size=8, num_attention_heads=2, intermediate_size=6,
+            num_hidden_layers=1), seed=0)
+        model.save_pretrained({str(tmp_path)!r})
+        minirobera.RobertaModel.from_pretrained({str(tmp_path)!r})([0, 5, 2])
+        print("requests" in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False"]
