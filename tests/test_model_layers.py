@@ -311,3 +311,34 @@ def test_a_forked_child_splits_too(split):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+
+
+@pytest.mark.parametrize("split", ["batch_split", "layer_split"])
+def test_split_forwards_from_several_threads_at_once(split):
+    # a server calling the model from its own threads: the splits share one pool (and
+    # OpenBLAS's thread count), so their shares queue behind each other but never deadlock
+    import threading
+
+    from minirobera import blas
+
+    if blas.threads() is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads minirobera can set")
+    x, blocks, bias = _split_case(False)
+    want = _run(x, blocks, bias)[0]
+    before = blas.threads()
+    results, go = [None] * 4, threading.Barrier(4)
+
+    def call(k):
+        go.wait()
+        for _ in range(5):
+            results[k] = _run(x, blocks, bias, **{split: 2})[0]
+
+    threads = [threading.Thread(target=call, args=(k,), daemon=True) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "concurrent split forwards hung"
+    for got in results:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert blas.threads() == before
