@@ -9,6 +9,9 @@ The twelve layers run as layers.encoder_layer runs them, with the same calls on 
 buffers, a clock read between steps; the sums per step over the twelve layers are printed
 with the whole model call measured in the same process, and the GEMM share. This is the
 measurement behind the README's "non-GEMM work" figures: what is left above the GEMM floor.
+The steps are the unsplit encoder's; the whole call takes layers.encoder's splits over the
+cores where they apply (1x128 and up, 8x128 as batch slices): MINIROBERA_SPLIT=off compares
+like with like.
 """
 
 from __future__ import annotations
