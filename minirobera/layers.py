@@ -470,12 +470,15 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
     reuse = (not keep_hidden_states and x.dtype == np.float32 and x.flags.c_contiguous
              and all(p["ffn_out"]["w"].dtype == np.float32 for p in layers))
     splittable = reuse and not keep_attentions and np.ndim(bias) == 4
+    # the layer split cuts q, k, v out of the fused float32 QKV weight (checkpoint.compute_layout)
+    fused = all("qkv" in p and p["qkv"]["w"].dtype == np.float32 for p in layers)
     if batch_split is None or layer_split is None:
         threads = blas.threads() if splittable else None
         if batch_split is None:
             batch_split = batch_parts(*x.shape[:2], threads)
         if layer_split is None:
-            layer_split = 1 if batch_split > 1 else layer_parts(*x.shape[:2], n_head, threads)
+            layer_split = (layer_parts(*x.shape[:2], n_head, threads)
+                           if batch_split == 1 and fused else 1)
     if batch_split > 1 or layer_split > 1:
         if not splittable:
             raise ValueError("encoder(batch_split or layer_split > 1) runs without hidden "
@@ -489,7 +492,7 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
         if layer_split > min(n_head, x.shape[0] * x.shape[1]):
             raise ValueError(f"encoder(layer_split={layer_split}) needs at least as many "
                              f"heads ({n_head}) and tokens ({x.shape[0] * x.shape[1]})")
-        if layer_split > 1 and not all("qkv" in p for p in layers):
+        if layer_split > 1 and not fused:
             raise ValueError("encoder(layer_split > 1) needs the fused q/k/v weights "
                              "(checkpoint.compute_layout)")
         if batch_split > 1:

@@ -247,6 +247,23 @@ def test_split_encoder_checks_its_inputs():
         _run(x, unfused, bias, layer_split=2)
 
 
+def test_unfused_weights_run_unsplit_when_the_split_is_left_to_the_rule(split_auto):
+    # random_params (or any hand-built params dict) has q, k, v but no fused qkv: the rule
+    # must not pick the layer split for them (it raised "needs the fused q/k/v weights")
+    from minirobera import blas
+
+    if not blas.threads() or blas.threads() < 2:
+        pytest.skip("one BLAS thread (or threads minirobera cannot set): nothing to split")
+    p = layers.random_params(vocab=30, dim=16, heads=2, ffn=24, layers=2, positions=200, seed=3)
+    x = layers.embeddings(p["embeddings"], np.full((1, 150), 5), pad_token_id=1, eps=1e-5)
+    bias = layers.attention_bias(np.ones((1, 150)), causal=False)
+    assert layers.layer_parts(1, 150, 2, blas.threads()) == 2  # fused weights would split
+    got = layers.encoder(x.copy(), p["layers"], bias, 2, "gelu", 1e-5, keep_attentions=False,
+                         keep_hidden_states=False)[0]
+    want = layers.encoder(x.copy(), p["layers"], bias, 2, "gelu", 1e-5)[0]  # the unsplit path
+    np.testing.assert_array_equal(got, want)
+
+
 def test_no_split_with_threaded_kernels(monkeypatch, split_auto):
     from minirobera import kernels
 
