@@ -24,6 +24,8 @@ Implementations (--impls):
     floor              the matrix multiplies of fastpath alone (weights pre-transposed)
   on request only:
     torch-floor        the same matrix multiplies in torch (is its BLAS faster than ours?)
+    split-floor        the matrix multiplies of minirobera's layer split alone, in its per-core
+                       shares side by side, no other work, no waits: the best that design can do
     *-numba-par        fastpath / minirobera with the kernels on 2 Numba threads (workqueue)
 
 Prints per shape the median ms of each, the ratio to transformers eager (and sdpa), the
@@ -55,7 +57,8 @@ SHAPES = [(1, 8), (1, 128), (1, 512), (8, 128), (32, 128)]
 IMPLS = ["minirobera-numba", "minirobera-numpy", "fastpath-numba", "hf-eager", "hf-sdpa",
          "floor"]
 EXTRA = ["fastpath-numba-par", "minirobera-numba-par",  # kernels multi-threaded (workqueue)
-         "torch-floor"]  # the floor's matmuls in torch (MKL): is its BLAS faster than ours?
+         "torch-floor",  # the floor's matmuls in torch (MKL): is its BLAS faster than ours?
+         "split-floor"]  # the layer split's matmuls alone: what its other work and waits cost
 
 
 # ============================================================================ the worker side
@@ -74,11 +77,13 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
                 out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
             return out[0]
         return run, {"torch": torch.__version__, "transformers": transformers.__version__}
-    if impl.startswith("minirobera-"):
+    if impl.startswith("minirobera-") or impl == "split-floor":
         import minirobera
         from minirobera import kernels
-        kernels.set_backend(impl.split("-")[1])
+        kernels.set_backend(impl.split("-")[1] if impl != "split-floor" else "numba")
         model = getattr(minirobera, model_class).from_pretrained(ckpt)
+        if impl == "split-floor":
+            return _split_floor(model, threads), {"blas": blas.openblas_corename()}
 
         def run(ids, mask):
             return model(input_ids=ids, attention_mask=mask)[0]
@@ -99,6 +104,52 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
                 {"blas": blas.openblas_corename()})
     return ((lambda ids, mask: fastpath.forward(fp, ids, mask, n_head=heads)),
             {"blas": blas.openblas_corename()})
+
+
+def _split_floor(model, threads):
+    """Only the matrix multiplies of `layers._encoder_layer_split` (the same per-core shares of
+    the same laid-out weights, the same calls, side by side with OpenBLAS on one thread per
+    call), without its element-wise work (softmax, GELU, LayerNorms, sums) and without waiting
+    for each other. Where the rule does not split (layers.layer_parts == 1), the same
+    multiplies unsplit, on OpenBLAS's threads."""
+    from minirobera import layers
+    blocks, n_head = model.params["layers"], model.config.num_attention_heads
+
+    def run(ids, mask):
+        B, T = ids.shape
+        n, D = B * T, model.config.hidden_size
+        dh, f = D // n_head, blocks[0]["ffn_in"]["w"].shape[0]
+        parts = layers.layer_parts(B, T, n_head, threads)
+        stream = np.full((n, D), 0.01, np.float32)
+        ctx = np.full((B, T, D), 0.01, np.float32)
+        h = np.full((n, D), 0.01, np.float32)
+        partial = np.empty((parts, n, D), np.float32)
+
+        def share(i):
+            heads = layers._share(n_head, parts, i)
+            rows, units = layers._share(n, parts, i), layers._share(f, parts, i)
+            nh = heads.stop - heads.start
+            cols = [slice(j * D + heads.start * dh, j * D + heads.stop * dh) for j in range(3)]
+            qkv = np.full((3, B, T, nh * dh), 0.01, np.float32)
+            q, k, v = (layers.split_heads(a, nh) for a in qkv)
+            scores = np.empty((B, nh, T, T), np.float32)
+            ctx_heads = layers.split_heads(ctx, n_head)[:, heads]
+            hidden = np.full((n, units.stop - units.start), 0.01, np.float32)
+            for p in blocks:
+                for j in range(3):
+                    np.matmul(stream, p["qkv"]["w"][cols[j]].T, out=qkv[j].reshape(n, -1))
+                np.matmul(q, k.transpose(0, 1, 3, 2), out=scores)
+                np.matmul(scores, v, out=ctx_heads)
+                np.matmul(ctx.reshape(n, D)[rows], p["attn_out"]["w"].T, out=h[rows])
+                np.matmul(h, p["ffn_in"]["w"][units].T, out=hidden)
+                np.matmul(hidden, p["ffn_out"]["w"][:, units].T, out=partial[i])
+
+        if parts == 1:
+            share(0)
+        else:
+            layers._side_by_side(share, parts)
+        return partial[0]
+    return run
 
 
 def _torch_floor(fp, n_head, threads):
@@ -358,7 +409,8 @@ def measure_rss(args, ckpt, impls):
 
 
 PAIRS = [("minirobera-numba", "hf-eager"), ("minirobera-numba", "hf-sdpa"),
-         ("minirobera-numba", "floor"), ("floor", "hf-eager")]
+         ("minirobera-numba", "floor"), ("floor", "hf-eager"),
+         ("minirobera-numba", "split-floor"), ("split-floor", "hf-eager")]
 
 
 def paired_table(shapes, raw):
@@ -395,7 +447,10 @@ def table(shapes, impls, med, args):
     if has("floor"):
         head += [f"{i} / floor" for i in impls if i.startswith(("minirobera-numba", "fastpath"))]
     if has("floor") and has("hf-eager"):
-        head += ["floor / eager (the best any NumPy forward can do)"]
+        head += ["floor / eager (OpenBLAS's GEMMs alone, on its own threads)"]
+    if has("split-floor"):
+        head += ["minirobera-numba / split-floor"] if has("minirobera-numba") else []
+        head += ["split-floor / eager (the layer split's GEMMs alone)"] if has("hf-eager") else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in shapes:
         row = [f"{s[0]}x{s[1]}"] + [f"{med[i, s]:,.1f}" for i in impls]
@@ -408,6 +463,9 @@ def table(shapes, impls, med, args):
             row += [f"{med[i, s] / med[ref, s]:.3f}" for i in mine]
         if has("floor") and has("hf-eager"):
             row.append(f"{med['floor', s] / med['hf-eager', s]:.3f}")
+        if has("split-floor"):
+            row += [f"{med[a, s] / med[b, s]:.3f}" for a, b in (
+                ("minirobera-numba", "split-floor"), ("split-floor", "hf-eager")) if has(a) and has(b)]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
