@@ -25,7 +25,8 @@ Implementations (--impls):
   on request only:
     torch-floor        the same matrix multiplies in torch (is its BLAS faster than ours?)
     split-floor        the matrix multiplies of minirobera's layer split alone, in its per-core
-                       shares side by side, no other work, no waits: the best that design can do
+                       shares side by side, no other work, no waits: what the layer split
+                       would cost if everything else were free
     *-numba-par        fastpath / minirobera with the kernels on 2 Numba threads (workqueue)
 
 Prints per shape the median ms of each, the ratio to transformers eager (and sdpa), the
@@ -80,7 +81,7 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
     if impl.startswith("minirobera-") or impl == "split-floor":
         import minirobera
         from minirobera import kernels
-        kernels.set_backend(impl.split("-")[1] if impl != "split-floor" else "numba")
+        kernels.set_backend("numba" if impl == "split-floor" else impl.split("-")[1])
         model = getattr(minirobera, model_class).from_pretrained(ckpt)
         if impl == "split-floor":
             return _split_floor(model, threads), {"blas": blas.openblas_corename()}
