@@ -14,7 +14,7 @@ Where to read what (each module's docstring says what it owns and what it leaves
     cli.py         the `minirobera` command line
     pretraining.py dynamic masking and FULL-SENTENCES packing (RoBERTa's data recipe)
     walkthrough.py set-up shared by the notebooks (checkpoint choice, vocab files)
-    blas.py        which OpenBLAS kernels NumPy runs (decided here, before NumPy loads)
+    blas.py        which OpenBLAS kernels NumPy runs, how soon its idle threads sleep
 
 Names are imported lazily, so `import minirobera` stays cheap and never imports
 torch or transformers.
@@ -25,8 +25,8 @@ from importlib import import_module
 from minirobera import blas as _blas
 
 # First, before anything imports NumPy: on AMD Zen 4, NumPy's OpenBLAS runs faster with its
-# AVX2 kernels than with the AVX-512 ones it picks itself, and on every CPU its idle threads
-# should sleep soon, not spin for 0.1 s (see blas.py for when this acts).
+# AVX2 kernels than with the AVX-512 ones it picks itself (only settable before NumPy loads
+# it), and on every CPU its idle threads should sleep soon, not spin for 0.1 s (see blas.py).
 _blas.configure()
 
 __version__ = "0.1.0"

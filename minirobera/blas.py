@@ -1,11 +1,11 @@
 """Which matrix-multiply kernels NumPy's OpenBLAS runs, and how long its idle threads spin:
-chosen once, before NumPy loads it; and OpenBLAS's thread count, for layers.encoder's splits.
+chosen once, at ``import minirobera``; and OpenBLAS's thread count, for layers.encoder's splits.
 
-What this file owns: two decisions, taken when ``import minirobera`` runs before anything has
-imported NumPy. First, the kernels. About 90% of a forward pass is matrix multiplies (layers.linear and the two
-attention products), all done by the OpenBLAS that ships inside NumPy's wheel. OpenBLAS picks
-its kernels by CPU when the library loads, and on AMD Zen 4 it picks the AVX-512 "SkylakeX"
-ones. Zen 4 runs each 512-bit instruction as two 256-bit halves, and OpenBLAS's AVX2 kernels
+What this file owns: two decisions, taken at ``import minirobera``, the first only if nothing
+has imported NumPy yet. First, the kernels. About 90% of a forward pass is matrix multiplies
+(layers.linear and the two attention products), all done by the OpenBLAS that ships inside
+NumPy's wheel. OpenBLAS picks its kernels by CPU when the library loads, and on AMD Zen 4 it
+picks the AVX-512 "SkylakeX" ones. Zen 4 runs each 512-bit instruction as two 256-bit halves, and OpenBLAS's AVX2 kernels
 for Zen (in NumPy's wheel, the same code as "Haswell") were faster at most float32 shapes
 roberta-base uses (bench/blas.py, three runs: 0.51-0.92 of the time with 8 rows, 0.85-1.11
 with 128, 0.94-1.03 with 1,024), and minirobera's whole forward took 0.81-0.82x the time at
@@ -29,8 +29,15 @@ core). It never overrides a choice already made:
   or inherited from a parent process whose minirobera set it): left as it is;
 - ``MINIROBERA_BLAS=openblas``: OpenBLAS keeps its own choices (``auto``, the default, is the
   rules above; any other value is an error);
-- NumPy already imported: OpenBLAS has chosen, and setting the variables now would change
-  nothing but what child processes inherit, so nothing is set.
+- NumPy already imported: OpenBLAS has chosen its kernels, and that stays. The timeout is
+  still set: OpenBLAS read its environment when NumPy loaded it, so minirobera has it read
+  the environment again (``openblas_read_env``) and stops its threads
+  (``blas_thread_shutdown_``), which OpenBLAS starts again on its next multi-threaded call,
+  with the new timeout. That stop-and-restart is what OpenBLAS itself does before every
+  ``fork()`` (its ``pthread_atfork`` handler), and like a fork it must not happen while
+  another thread is inside an OpenBLAS call: at ``import minirobera`` there rarely is one.
+  An OpenBLAS without those functions (or not on its own threads) keeps spinning, and
+  ``decision`` says so.
 
 The variables are process-wide: NumPy code outside minirobera, and child processes, get the
 same kernels. minirobera's results differ from the other kernels' by float32 rounding only.
@@ -122,11 +129,11 @@ def decide(environ, numpy_loaded: bool):
     switch = env_choice(environ, SWITCH, ("auto", "openblas"))
     if switch == "openblas":
         return {}, f"OpenBLAS's own choices ({SWITCH}=openblas)"
-    if numpy_loaded:
-        return {}, "NumPy was imported first: OpenBLAS had already chosen its kernels"
     settings = {}
     want = coretype_for_this_cpu()
-    if ENV in environ:
+    if numpy_loaded:
+        why = "NumPy was imported first: OpenBLAS had already chosen its kernels"
+    elif ENV in environ:
         why = f"left {ENV}={environ[ENV]} as found in the environment"
     elif want is None:
         why = "OpenBLAS's own kernels (not a Zen 4 CPU)"
@@ -147,8 +154,18 @@ def configure() -> str:
     Called by ``minirobera/__init__.py``; returns (and stores in ``decision``) what it did.
     """
     global decision, _naps, applied
-    settings, decision = decide(os.environ, numpy_loaded="numpy" in sys.modules)
+    numpy_loaded = "numpy" in sys.modules
+    settings, decision = decide(os.environ, numpy_loaded)
     os.environ.update(settings)
+    if numpy_loaded and TIMEOUT_ENV in settings:
+        if _reread_timeout():
+            decision += ", then had OpenBLAS re-read it and restart its threads"
+        else:
+            del os.environ[TIMEOUT_ENV]
+            settings = {}
+            decision = ("NumPy was imported first: OpenBLAS had already chosen its kernels, and "
+                        f"its idle threads spin ~0.1 s (this OpenBLAS cannot re-read "
+                        f"{TIMEOUT_ENV} once loaded)")
     applied = settings
     # a value found in the environment is taken to have been there when OpenBLAS loaded
     value = os.environ.get(TIMEOUT_ENV, "").strip()
@@ -163,10 +180,9 @@ def idle_threads_nap() -> bool:
     return _naps
 
 
-@functools.lru_cache(maxsize=None)
-def _openblas_function(*symbols):
-    """The first of these functions that NumPy's loaded OpenBLAS exports, as a ctypes
-    function, or None (Linux only: the library is found in /proc/self/maps)."""
+def _openblas_libraries():
+    """The loaded libraries with "openblas" in their path, as ctypes libraries (Linux only:
+    they are found in /proc/self/maps); loads NumPy's BLAS if nothing has yet."""
     import ctypes
 
     import numpy  # noqa: F401  (loads the BLAS if nothing has yet)
@@ -177,17 +193,45 @@ def _openblas_function(*symbols):
                      for parts in (line.split(maxsplit=5) for line in fh)
                      if len(parts) == 6 and "openblas" in parts[5].lower()}
     except OSError:
-        return None
+        return
     for path in sorted(paths):
         try:
-            lib = ctypes.CDLL(path)
+            yield ctypes.CDLL(path)
         except OSError:
             continue
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_function(*symbols):
+    """The first of these functions that NumPy's loaded OpenBLAS exports, as a ctypes
+    function, or None."""
+    for lib in _openblas_libraries():
         for symbol in symbols:
             fn = getattr(lib, symbol, None)
             if fn is not None:
                 return fn
     return None
+
+
+def _reread_timeout() -> bool:
+    """Have the OpenBLAS whose threads minirobera sets (the one exporting _SET) read
+    OPENBLAS_THREAD_TIMEOUT from the environment again, and stop its threads, which it
+    starts again, with that timeout, on its next multi-threaded call (blas_thread_init reads
+    it then). -> whether it now says 2**NAP ticks. Only for OpenBLAS on its own threads
+    (get_parallel 1): with OpenMP, or none, there are no such threads to restart."""
+    lib = next((lib for lib in _openblas_libraries()
+                if any(hasattr(lib, name) for name in _SET)), None)
+    if lib is None:
+        return False
+    parallel = next((getattr(lib, name) for name in _PARALLEL if hasattr(lib, name)), None)
+    needed = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
+    if parallel is None or parallel() != 1 or not all(hasattr(lib, name) for name in needed):
+        return False
+    lib.openblas_read_env()
+    if lib.openblas_thread_timeout() != int(os.environ[TIMEOUT_ENV]):
+        return False
+    lib.blas_thread_shutdown_()
+    return True
 
 
 def _openblas_string(*symbols):  # call a no-argument OpenBLAS function returning char *
@@ -227,6 +271,8 @@ _GET = ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
         "openblas_get_num_threads64_", "openblas_get_num_threads")
 _SET = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
         "openblas_set_num_threads64_", "openblas_set_num_threads")
+_PARALLEL = ("scipy_openblas_get_parallel64_", "scipy_openblas_get_parallel",  # 0 none,
+             "openblas_get_parallel64_", "openblas_get_parallel")  # 1 its threads, 2 OpenMP
 _lock = threading.Lock()
 _single = {"users": 0, "saved": None}
 

@@ -68,7 +68,10 @@ def test_configure_sets_zen_on_zen4_before_numpy(monkeypatch):
 
 @pytest.mark.parametrize("numpy_loaded, cpu, preset, timeout, switch, want_value, want_timeout, "
                          "naps, want_decision", [
-    (True, ZEN4, None, None, None, None, None, False, "NumPy was imported first"),
+    (True, ZEN4, None, None, None, None, "22", True,  # the timeout, re-read (faked here)
+     f"NumPy was imported first: OpenBLAS had already chosen its kernels; set "
+     f"{blas.TIMEOUT_ENV}=22 (idle OpenBLAS threads sleep after 1-2 ms), then had OpenBLAS "
+     f"re-read it"),
     (True, ZEN4, None, "20", None, None, "20", True, "NumPy was imported first"),
     (False, ZEN4, "SkylakeX", None, None, "SkylakeX", "22", True,
      f"left {blas.ENV}=SkylakeX as found in the environment; set {blas.TIMEOUT_ENV}=22"),
@@ -85,6 +88,7 @@ def test_configure_leaves_choices_already_made(monkeypatch, numpy_loaded, cpu, p
                                                 switch, want_value, want_timeout, naps,
                                                 want_decision):
     monkeypatch.setattr(blas, "_read_cpuinfo", lambda: cpu)
+    monkeypatch.setattr(blas, "_reread_timeout", lambda: True)  # the real one: in a fresh process
     if numpy_loaded:
         monkeypatch.setitem(sys.modules, "numpy", importlib.import_module("numpy"))
     else:
@@ -98,6 +102,19 @@ def test_configure_leaves_choices_already_made(monkeypatch, numpy_loaded, cpu, p
     assert os.environ.get(blas.ENV) == want_value
     assert os.environ.get(blas.TIMEOUT_ENV) == want_timeout
     assert blas.idle_threads_nap() is naps  # a timeout found in the environment counts
+
+
+def test_numpy_first_and_an_openblas_that_cannot_reread_keeps_spinning(monkeypatch):
+    monkeypatch.setattr(blas, "_reread_timeout", lambda: False)
+    monkeypatch.setitem(sys.modules, "numpy", importlib.import_module("numpy"))
+    for var in (blas.ENV, blas.TIMEOUT_ENV, blas.SWITCH):
+        monkeypatch.delenv(var, raising=False)
+    assert blas.configure() == (
+        "NumPy was imported first: OpenBLAS had already chosen its kernels, and its idle "
+        f"threads spin ~0.1 s (this OpenBLAS cannot re-read {blas.TIMEOUT_ENV} once loaded)")
+    assert blas.TIMEOUT_ENV not in os.environ  # nothing left behind for child processes
+    assert blas.applied == {}
+    assert not blas.idle_threads_nap()  # so no layer split
 
 
 def test_configure_rejects_an_unknown_switch(monkeypatch):
@@ -140,10 +157,22 @@ def test_import_first_sets_this_cpus_choice():
             assert corename in ("Haswell", "Zen")
 
 
-def test_numpy_first_sets_nothing():
-    value, timeout, decision, _, naps = _fresh("import numpy, minirobera")
-    assert (value, timeout, naps) == (None, None, False)
-    assert decision.startswith("NumPy was imported first")
+def _rereads():  # NumPy's OpenBLAS can re-read its environment and restart its threads
+    return all(blas._openblas_function(name) is not None
+               for name in ("openblas_read_env", "blas_thread_shutdown_"))
+
+
+def test_numpy_first_gets_the_timeout_but_not_the_kernels():
+    if not _rereads():
+        pytest.skip("this OpenBLAS cannot re-read OPENBLAS_THREAD_TIMEOUT once loaded")
+    value, timeout, decision, corename, naps = _fresh("import numpy, minirobera")
+    assert (value, timeout, naps) == (None, "22", True)
+    assert decision == (
+        "NumPy was imported first: OpenBLAS had already chosen its kernels; set "
+        f"{blas.TIMEOUT_ENV}=22 (idle OpenBLAS threads sleep after 1-2 ms), then had OpenBLAS "
+        "re-read it and restart its threads")
+    # the kernels stay OpenBLAS's own pick (MINIROBERA_BLAS=openblas, minirobera first)
+    assert corename == _fresh("import minirobera, numpy", MINIROBERA_BLAS="openblas")[3]
 
 
 def test_the_switch_keeps_openblas_own_choice():
@@ -151,7 +180,7 @@ def test_the_switch_keeps_openblas_own_choice():
                                                       MINIROBERA_BLAS="openblas")
     assert (value, timeout, naps) == (None, None, False)
     assert decision == "OpenBLAS's own choices (MINIROBERA_BLAS=openblas)"
-    assert corename == _fresh("import numpy, minirobera")[3]  # what OpenBLAS picks itself
+    assert corename == _fresh("import numpy")[3]  # what OpenBLAS picks itself
 
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="Sandybridge is an x86-64 kernel set")
@@ -177,11 +206,15 @@ print('{"idle_cpu": %.4f}' % (time.process_time() - busy))
 """
 
 
-def test_idle_openblas_threads_sleep_soon_after_import_minirobera():
+@pytest.mark.parametrize("imports", ["import minirobera", "import numpy, minirobera"])
+def test_idle_openblas_threads_sleep_soon_after_import_minirobera(imports):
     if not blas.threads() or blas.threads() < 2:
         pytest.skip("one BLAS thread (or threads minirobera cannot ask): none to idle")
-    with_nap = subprocess.run([sys.executable, "-c", "import minirobera" + _SPIN],
-                              capture_output=True, text=True, timeout=120)
+    if imports.startswith("import numpy") and not _rereads():
+        pytest.skip("this OpenBLAS cannot re-read OPENBLAS_THREAD_TIMEOUT once loaded")
+    with_nap = subprocess.run([sys.executable, "-c", imports + _SPIN],
+                              capture_output=True, text=True, timeout=120,
+                              env={k: v for k, v in os.environ.items() if k != blas.TIMEOUT_ENV})
     own = subprocess.run([sys.executable, "-c", "import minirobera" + _SPIN],
                          capture_output=True, text=True, timeout=120,
                          env={**{k: v for k, v in os.environ.items()
