@@ -5,8 +5,9 @@ What this file owns: two decisions, taken at ``import minirobera``, the first on
 has imported NumPy yet. First, the kernels. About 90% of a forward pass is matrix multiplies
 (layers.linear and the two attention products), all done by the OpenBLAS that ships inside
 NumPy's wheel. OpenBLAS picks its kernels by CPU when the library loads, and on AMD Zen 4 it
-picks the AVX-512 "SkylakeX" ones. Zen 4 runs each 512-bit instruction as two 256-bit halves, and OpenBLAS's AVX2 kernels
-for Zen (in NumPy's wheel, the same code as "Haswell") were faster at most float32 shapes
+picks the AVX-512 "SkylakeX" ones. Zen 4 runs each 512-bit instruction as two 256-bit
+halves, and OpenBLAS's AVX2 kernels for Zen (in NumPy's wheel, the same code as "Haswell")
+were faster at most float32 shapes
 roberta-base uses (bench/blas.py, three runs: 0.51-0.92 of the time with 8 rows, 0.85-1.11
 with 128, 0.94-1.03 with 1,024), and minirobera's whole forward took 0.81-0.82x the time at
 1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
