@@ -7,10 +7,9 @@ has imported NumPy yet. First, the kernels. About 90% of a forward pass is matri
 NumPy's wheel. OpenBLAS picks its kernels by CPU when the library loads, and on AMD Zen 4 it
 picks the AVX-512 "SkylakeX" ones. Zen 4 runs each 512-bit instruction as two 256-bit
 halves, and OpenBLAS's AVX2 kernels for Zen (in NumPy's wheel, the same code as "Haswell")
-were faster at most float32 shapes
-roberta-base uses (bench/blas.py, three runs: 0.51-0.92 of the time with 8 rows, 0.85-1.11
-with 128, 0.94-1.03 with 1,024), and minirobera's whole forward took 0.81-0.82x the time at
-1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
+were faster at most float32 shapes roberta-base uses (bench/blas.py, three runs: 0.51-0.92
+of the time with 8 rows, 0.85-1.11 with 128, 0.94-1.03 with 1,024), and minirobera's whole
+forward took 0.81-0.82x the time at 1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
 minirobera sets ``OPENBLAS_CORETYPE=Zen``.
 
 Second, on every CPU: how long OpenBLAS's idle threads spin before they sleep. After each
