@@ -213,19 +213,28 @@ def _openblas_function(*symbols):
     return None
 
 
-def _reread_timeout() -> bool:
-    """Have the OpenBLAS whose threads minirobera sets (the one exporting _SET) read
-    OPENBLAS_THREAD_TIMEOUT from the environment again, and stop its threads, which it
-    starts again, with that timeout, on its next multi-threaded call (blas_thread_init reads
-    it then). -> whether it now says 2**NAP ticks. Only for OpenBLAS on its own threads
-    (get_parallel 1): with OpenMP, or none, there are no such threads to restart."""
+def rereading_openblas():
+    """The loaded OpenBLAS whose threads minirobera sets (the one exporting _SET), if it can
+    read its environment again and restart its threads (_reread_timeout), else None. Only
+    an OpenBLAS on its own threads (get_parallel 1) can: with OpenMP, or none, there are no
+    such threads to restart."""
     lib = next((lib for lib in _openblas_libraries()
                 if any(hasattr(lib, name) for name in _SET)), None)
     if lib is None:
-        return False
+        return None
     parallel = next((getattr(lib, name) for name in _PARALLEL if hasattr(lib, name)), None)
     needed = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
     if parallel is None or parallel() != 1 or not all(hasattr(lib, name) for name in needed):
+        return None
+    return lib
+
+
+def _reread_timeout() -> bool:
+    """Have NumPy's OpenBLAS read OPENBLAS_THREAD_TIMEOUT from the environment again, and
+    stop its threads, which it starts again, with that timeout, on its next multi-threaded
+    call (blas_thread_init reads it then). -> whether it now says the value set."""
+    lib = rereading_openblas()
+    if lib is None:
         return False
     lib.openblas_read_env()
     if lib.openblas_thread_timeout() != int(os.environ[TIMEOUT_ENV]):

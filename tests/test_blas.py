@@ -157,13 +157,8 @@ def test_import_first_sets_this_cpus_choice():
             assert corename in ("Haswell", "Zen")
 
 
-def _rereads():  # NumPy's OpenBLAS can re-read its environment and restart its threads
-    return all(blas._openblas_function(name) is not None
-               for name in ("openblas_read_env", "blas_thread_shutdown_"))
-
-
 def test_numpy_first_gets_the_timeout_but_not_the_kernels():
-    if not _rereads():
+    if blas.rereading_openblas() is None:
         pytest.skip("this OpenBLAS cannot re-read OPENBLAS_THREAD_TIMEOUT once loaded")
     value, timeout, decision, corename, naps = _fresh("import numpy, minirobera")
     assert (value, timeout, naps) == (None, "22", True)
@@ -210,7 +205,7 @@ print('{"idle_cpu": %.4f}' % (time.process_time() - busy))
 def test_idle_openblas_threads_sleep_soon_after_import_minirobera(imports):
     if not blas.threads() or blas.threads() < 2:
         pytest.skip("one BLAS thread (or threads minirobera cannot ask): none to idle")
-    if imports.startswith("import numpy") and not _rereads():
+    if imports.startswith("import numpy") and blas.rereading_openblas() is None:
         pytest.skip("this OpenBLAS cannot re-read OPENBLAS_THREAD_TIMEOUT once loaded")
     with_nap = subprocess.run([sys.executable, "-c", imports + _SPIN],
                               capture_output=True, text=True, timeout=120,
