@@ -9,8 +9,8 @@ picks the AVX-512 "SkylakeX" ones. Zen 4 runs each 512-bit instruction as two 25
 halves, and OpenBLAS's AVX2 kernels for Zen (in NumPy's wheel, the same code as "Haswell")
 were faster at most float32 shapes roberta-base uses (bench/blas.py, three runs: 0.51-0.92
 of the time with 8 rows, 0.85-1.11 with 128, 0.94-1.03 with 1,024), and minirobera's whole
-forward took 0.81-0.82x the time at 1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128. So on Zen 4, and only there,
-minirobera sets ``OPENBLAS_CORETYPE=Zen``.
+forward took 0.81-0.82x the time at 1x8, 0.94x at 1x128 and 0.97-1.01x at 1x512 and 8x128.
+So on Zen 4, and only there, minirobera sets ``OPENBLAS_CORETYPE=Zen``.
 
 Second, on every CPU: how long OpenBLAS's idle threads spin before they sleep. After each
 call they busy-wait for new work for 2**28 clock ticks (~0.1 s) by default. That is harmless
