@@ -68,6 +68,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SAFE_NAME = re.compile(r"[\w.-]+")  # etags and commits become file names: nothing else allowed
 _REPO_PART = re.compile(r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?")
+_DIGITS = re.compile(r"[0-9]+")  # not \d: int() would also take "+5" and other scripts' digits
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -217,6 +218,31 @@ def normalize_etag(etag: Optional[str]) -> Optional[str]:
     if etag is None:
         return None
     return etag.strip().removeprefix("W/").strip('"') or None
+
+
+def parse_size_header(value: str, header: str, where: str) -> int:
+    """A size header (Content-Length, X-Linked-Size) in bytes; HubError naming `where` if unusable.
+
+    The same size repeated ("42, 42": two copies of the header, which requests joins with
+    ", ", or a proxy that merged them) counts as that size, as RFC 9110 section 8.6 allows.
+    Differing copies are refused: trusting either could cut the file short or wait forever.
+
+    >>> parse_size_header("898823, 898823", "Content-Length", "'x.bin'")
+    898823
+    >>> parse_size_header("898823, 12", "Content-Length", "'x.bin'")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minirobera.hub.HubError: 'x.bin': the server sent Content-Length '898823, 12' (differing values)...
+    """
+    copies = [copy.strip(" \t") for copy in value.split(",")]
+    if not all(_DIGITS.fullmatch(copy) for copy in copies):
+        problem = "not a size in bytes"
+    elif len({int(copy) for copy in copies}) > 1:
+        problem = "differing values"
+    else:
+        return int(copies[0])
+    raise HubError(f"{where}: the server sent {header} {value!r} ({problem}); cannot tell the "
+                   f"file's size. Check HF_ENDPOINT and any proxy between you and the hub.")
 
 
 def _origin(url: str) -> tuple[str, str, int]:
@@ -443,8 +469,18 @@ def _send(session: requests.Session, method: str, url: str, target: _Target, *,
     (the hub's CDN) is returned as is, with the redirect target as the URL.
     """
     for _ in range(MAX_REDIRECTS):
-        resp = session.request(method, url, headers=_headers(url, target, extra),
-                               allow_redirects=False, stream=(method == "GET"), timeout=timeout)
+        try:
+            resp = session.request(method, url, headers=_headers(url, target, extra),
+                                   allow_redirects=False, stream=(method == "GET"), timeout=timeout)
+        except _requests().exceptions.InvalidHeader as exc:
+            # urllib3 refuses an answer whose Content-Length copies differ before we see it;
+            # an invalid header of our own request (a token with a newline) is raised as is
+            urllib3 = _requests().packages.urllib3
+            if not isinstance(exc.__context__, urllib3.exceptions.InvalidHeader):
+                raise
+            raise HubError(f"{target.filename!r} of {target.repo_id!r} ({url}): the server sent "
+                           f"a header that cannot be read ({exc}); cannot tell the file's size. "
+                           f"Check HF_ENDPOINT and any proxy between you and the hub.") from exc
         if not resp.is_redirect:
             return resp, url
         location = urljoin(url, resp.headers["Location"])
@@ -525,13 +561,18 @@ def _metadata(resp: requests.Response, location: str, target: _Target) -> FileMe
     headers = resp.headers
     commit = headers.get("X-Repo-Commit")
     etag = normalize_etag(headers.get("X-Linked-Etag") or headers.get("ETag"))
-    size = headers.get("X-Linked-Size") or (None if resp.is_redirect else headers.get("Content-Length"))
+    # a redirect's Content-Length is the size of the redirect, not of the file
+    size_header = ("X-Linked-Size" if headers.get("X-Linked-Size") else
+                   None if resp.is_redirect else "Content-Length")
+    raw_size = headers.get(size_header) if size_header else None
     for label, value in (("X-Repo-Commit", commit), ("ETag", etag)):
         if not value or not _SAFE_NAME.fullmatch(value) or value.strip(".") == "":
             raise HubError(f"{target.endpoint} does not look like a Hugging Face hub: the answer "
                            f"for {target.url} has no usable {label} header ({value!r}). Check "
                            f"HF_ENDPOINT, proxies and firewalls.")
-    return FileMetadata(commit=commit, etag=etag, size=int(size) if size else None, location=location)
+    where = f"{target.filename!r} of {target.repo_id!r} ({resp.url})"
+    size = parse_size_header(raw_size, size_header, where) if raw_size else None
+    return FileMetadata(commit=commit, etag=etag, size=size, location=location)
 
 
 # ------------------------------------------------------------------------------ download

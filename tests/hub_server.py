@@ -11,7 +11,9 @@ Owns `HubServer`: two threaded `http.server` servers on random ports, standard l
 - the "CDN" serves blobs by sha256 with `Range` support (206 / 416);
 - faults are queued and fire on matching requests: an HTTP status (500, ...), a connection
   cut mid-body, a connection dropped before any answer, a Range ignored (200 with the whole
-  body), corrupt bytes (same length, wrong sha256), a slow body;
+  body), corrupt bytes (same length, wrong sha256), a slow body, the size header sent twice
+  (identical, which RFC 9110 section 8.6 lets a client accept, or differing; as two header
+  lines or one "n, m" line);
 - every request is recorded (server, method, path, headers, status, body bytes sent), so tests
   can assert what reached which host.
 
@@ -71,7 +73,8 @@ class Request:
 class Fault:
     """A misbehaviour that fires on the next `times` matching requests (None = forever)."""
 
-    kind: str                   # "status", "cut", "drop", "ignore_range", "corrupt", "slow"
+    kind: str                   # "status", "cut", "drop", "ignore_range", "corrupt", "slow",
+                                # "duplicate_size"
     filename: Optional[str] = None
     server: Optional[str] = None
     method: Optional[str] = None
@@ -79,6 +82,11 @@ class Fault:
     status: int = 500
     after: int = 0              # cut: body bytes sent before the connection is closed
     delay: float = 0.0          # slow: seconds to spread the body over
+    # duplicate_size: the answer's size header (X-Linked-Size on the hub's redirect to the CDN,
+    # else Content-Length) is sent twice, the second copy `differ` bytes off (0 = identical),
+    # as two header lines or, with `one_line`, as one "n, m" line
+    differ: int = 0
+    one_line: bool = False
 
     def matches(self, server: str, method: str, filename: str) -> bool:
         return ((self.filename is None or self.filename == filename)
@@ -279,7 +287,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reply(302, {
                 "Location": f"{self.hub.cdn_url}/blobs/{digest}/{quote(filename)}?signature=x",
                 "X-Repo-Commit": commit, "X-Linked-Etag": f'"{digest}"',
-                "X-Linked-Size": str(len(data)), "ETag": f'W/"{git_blob_sha1(digest.encode())}"'})
+                "X-Linked-Size": str(len(data)), "ETag": f'W/"{git_blob_sha1(digest.encode())}"'},
+                filename=filename)
         self._body(data, {"X-Repo-Commit": commit, "ETag": f'"{git_blob_sha1(data)}"'}, filename)
 
     def _cdn(self) -> None:
@@ -293,15 +302,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._body(data, {"ETag": f'"{match["sha"]}"'}, filename)
 
     # ------------------------------------------------------------------------ answers
-    def _reply(self, status: int, headers: dict, body: bytes = b"") -> None:
+    def _reply(self, status: int, headers: dict, body: bytes = b"", *,
+               filename: Optional[str] = None) -> None:
         self.record.status = status
         self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        self._send_headers({**headers, "Content-Length": str(len(body))}, filename)
         if self.command != "HEAD" and body:
             self._write(body)
+
+    def _send_headers(self, headers: dict, filename: Optional[str]) -> None:
+        """Send the headers; a duplicate_size fault for `filename` sends the size header twice."""
+        fault = self._fault(filename, "duplicate_size") if filename is not None else None
+        size_header = "X-Linked-Size" if "X-Linked-Size" in headers else "Content-Length"
+        for name, value in headers.items():
+            if fault is None or name != size_header:
+                self.send_header(name, value)
+                continue
+            second = str(int(value) + fault.differ)
+            if fault.one_line:  # what a client that joins repeated headers sees anyway
+                self.send_header(name, f"{value}, {second}")
+            else:
+                self.send_header(name, value)
+                self.send_header(name, second)
+        self.end_headers()
 
     def _body(self, data: bytes, headers: dict, filename: str) -> None:
         """The file, honouring Range unless a fault says otherwise, then the body faults."""
@@ -320,9 +343,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = bytes(b ^ 0xFF for b in body[:1]) + body[1:]
         self.record.status = status
         self.send_response(status)
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
-            self.send_header(name, value)
-        self.end_headers()
+        self._send_headers({**headers, "Content-Length": str(len(body))}, filename)
         if self.command == "HEAD":
             return
         cut, slow = self._fault(filename, "cut"), self._fault(filename, "slow")

@@ -9,6 +9,7 @@ runs only with MINIROBERA_NETWORK_TESTS=1.
 import json
 import os
 import random
+import re
 import socket
 import subprocess
 import sys
@@ -275,6 +276,62 @@ def test_corrupt_blob_twice_is_an_error_and_nothing_is_kept(hub_server, tmp_path
         hub.cached_file(REPO, "model.safetensors")
     assert tree(repo_dir(tmp_path)) == {"refs/main"}
     assert len(hub_server.seen(server="cdn", method="GET")) == 2
+
+
+
+# The size header sent twice: Content-Length on file answers, X-Linked-Size on the hub's
+# redirect of an LFS file to the CDN. Both forms: two header lines (requests joins them with
+# ", ") and one "n, n" line.
+
+@pytest.mark.parametrize("one_line", [False, True], ids=["two-lines", "one-line"])
+@pytest.mark.parametrize("name", ["config.json", "model.safetensors"])
+def test_identical_duplicate_size_headers_are_accepted(hub_server, tmp_path, name, one_line):
+    duplicated = hub_server.fault("duplicate_size", filename=name, times=2, one_line=one_line)
+    path = hub.cached_file(REPO, name)
+    assert duplicated.times == 0  # both the HEAD and the GET carried the duplicate
+    assert Path(path).read_bytes() == FILES[name]
+    root, commit, etag = repo_dir(tmp_path), hub_server.repos[REPO].refs["main"], hub_server.etag(REPO, name)
+    assert tree(root) == {"refs/main", f"blobs/{etag}", f"snapshots/{commit}/{name}"}
+    assert path == str(root / "snapshots" / commit / name)
+
+
+@pytest.mark.parametrize("one_line", [False, True], ids=["two-lines", "one-line"])
+@pytest.mark.parametrize("server, method, name, header", [
+    ("hub", "HEAD", "config.json", "Content-Length"),      # refused by urllib3: reworded by us
+    ("hub", "GET", "config.json", "Content-Length"),
+    ("hub", "HEAD", "model.safetensors", "X-Linked-Size"),  # urllib3 lets it through: ours
+    ("cdn", "GET", "model.safetensors", "Content-Length"),
+], ids=["hub-head", "hub-get", "redirect-head", "cdn-get"])
+def test_differing_size_headers_are_refused_and_nothing_is_cached(hub_server, tmp_path, server,
+                                                                  method, name, header, one_line):
+    hub_server.fault("duplicate_size", server=server, method=method, filename=name, differ=12,
+                     one_line=one_line, times=None)
+    size = len(FILES[name])
+    with pytest.raises(hub.HubError, match=rf"{header}.*{size}, {size + 12}") as error:
+        hub.cached_file(REPO, name)
+    assert repr(name) in str(error.value) and "invalid literal" not in str(error.value)
+    assert len(hub_server.seen(server=server, method=method)) == 1  # no retries: it will not heal
+    # refused before a byte was written: no blob, no .incomplete, no snapshot pointer
+    assert tree(repo_dir(tmp_path)) == ({"refs/main"} if method == "GET" else set())
+
+
+@pytest.mark.parametrize("value, size", [
+    ("898823", 898823), ("0", 0), ("898823, 898823", 898823), ("898823,898823", 898823),
+    (" 7 ,7,\t7 ", 7), ("007, 7", 7),
+])
+def test_parse_size_header_accepts_one_value_or_identical_copies(value, size):
+    assert hub.parse_size_header(value, "Content-Length", "'config.json' (https://hub/x)") == size
+
+
+@pytest.mark.parametrize("value, why", [
+    ("898823, 12", "differing values"), ("1, 1, 2", "differing values"),
+    ("", "not a size"), ("abc", "not a size"), ("-1", "not a size"), ("+5", "not a size"),
+    ("1.5", "not a size"), ("12,", "not a size"), (", ", "not a size"), ("\u0661\u0662", "not a size"),
+])
+def test_parse_size_header_refuses_differing_or_bad_values(value, why):
+    with pytest.raises(hub.HubError, match=rf"'config\.json' \(https://hub/x\).*X-Linked-Size "
+                                           rf"{re.escape(repr(value))} \({why}"):
+        hub.parse_size_header(value, "X-Linked-Size", "'config.json' (https://hub/x)")
 
 
 # ---------------------------------------------------------------------- missing things
