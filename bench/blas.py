@@ -3,19 +3,21 @@
     python bench/blas.py                               # SkylakeX vs Zen (~5 min)
     python bench/blas.py --coretypes SkylakeX,Haswell --shapes 8x128 --rounds 8
 
-minirobera/blas.py sets OPENBLAS_CORETYPE=Zen on AMD Zen 4, where OpenBLAS itself would pick
-its AVX-512 "SkylakeX" kernels. This is the measurement behind that choice: minirobera's
-RobertaModel (Numba kernels, bench/forward.py's random roberta-base checkpoint, 2 threads),
-one worker process per kernel set (OPENBLAS_CORETYPE is read once, when NumPy loads OpenBLAS),
-the processes taking turns shape by shape, medians; then the ratio to the first kernel set.
-Each worker reports the kernels OpenBLAS says it runs, so a name OpenBLAS does not know (it
-falls back to a default) shows up instead of passing for a result; a kernel set the CPU cannot
-run is not checked by OpenBLAS and crashes the worker. Ratios are printed twice: of the
+OpenBLAS picks its kernels from the CPU when NumPy loads it (on AMD Zen 4, its AVX-512
+"SkylakeX" ones); a user can pick others by setting OPENBLAS_CORETYPE before Python starts.
+minirobera sets nothing: this measures what a user gets by setting it themselves.
+minirobera's RobertaModel (Numba kernels, bench/forward.py's random roberta-base checkpoint,
+2 threads), one worker process per kernel set (OPENBLAS_CORETYPE is read once, when NumPy
+loads OpenBLAS), the processes taking turns shape by shape, medians; then the ratio to the
+first kernel set. Each worker reports the kernels OpenBLAS runs (threadpoolctl's
+`architecture`; "None" without threadpoolctl), so a name OpenBLAS does not know (it falls
+back to a default) shows up instead of passing for a result; a kernel set the CPU cannot run
+is not checked by OpenBLAS and crashes the worker. Ratios are printed twice: of the
 medians, and paired by round (each round's medians, then the median over rounds).
 
 First, the single GEMMs behind it (--no-gemms skips them): every matrix multiply shape of a
-roberta-base layer at 8, 128 and 1,024 rows, with the weights as layers.linear holds them,
-and the per-head attention products, in a fresh process per kernel set and round.
+roberta-base layer at 8, 128 and 1,024 rows, with the weights as fused.compute_layout lays
+them out, and the per-head attention products, in a fresh process per kernel set and round.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import forward  # noqa: E402  (workers, the checkpoint, the quiet-machine wait)
+
+CORETYPE = "OPENBLAS_CORETYPE"  # read by OpenBLAS when it loads: set per worker process
 
 
 def gemm_shapes():
@@ -66,7 +70,7 @@ def gemm_worker():
             np.matmul(a, b, out=out)
             ts.append(time.perf_counter() - t0)
         res[label] = float(np.median(ts)) * 1e3
-    print(json.dumps({"blas": forward.blas.openblas_corename(), "ms": res}))
+    print(json.dumps({"blas": forward.openblas_kernels(), "ms": res}))
 
 
 def gemm_table(coretypes, rounds, threads):
@@ -75,7 +79,7 @@ def gemm_table(coretypes, rounds, threads):
     for r in range(rounds):
         for ct in (coretypes if r % 2 == 0 else coretypes[::-1]):
             forward.wait_quiet(5.0)
-            env = dict(forward._env("floor", threads), **{forward.blas.ENV: ct})
+            env = dict(forward._env("floor", threads), **{CORETYPE: ct})
             out = subprocess.run([sys.executable, __file__, "--gemm-worker"], env=env,
                                  capture_output=True, text=True, check=True)
             got = json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,10 +118,16 @@ def main(argv=None):
     shapes = [tuple(map(int, s.split("x"))) for s in args.shapes.split(",")]
     ckpt = forward.make_checkpoint(args.config, forward.WORK / "roberta-base-random")
     workers = {}
-    for ct in coretypes:  # forward._env keeps an OPENBLAS_CORETYPE that is already set
-        os.environ[forward.blas.ENV] = ct
-        workers[ct] = forward.Worker("minirobera-numba", ckpt, args.threads)
-    os.environ.pop(forward.blas.ENV)
+    user = os.environ.get(CORETYPE)
+    try:
+        for ct in coretypes:  # forward._env passes this process's environment on
+            os.environ[CORETYPE] = ct
+            workers[ct] = forward.Worker("minirobera-numba", ckpt, args.threads)
+    finally:
+        if user is None:
+            os.environ.pop(CORETYPE, None)
+        else:
+            os.environ[CORETYPE] = user
     times = {(ct, s, r): [] for ct in coretypes for s in shapes for r in range(args.rounds)}
     try:
         for w in workers.values():

@@ -5,13 +5,11 @@
 
 roberta-base's shapes with random weights (bench/forward.py's checkpoint), minirobera's
 RobertaModel with the active kernels (MINIROBERA_KERNELS, default numba), 2 BLAS threads.
-The twelve layers run as layers.encoder_layer runs them, with the same calls on the same
+The twelve layers run as model() runs them (fused.encoder_layer, no attention maps or hidden
+states kept: each layer's output written over its input), with the same calls on the same
 buffers, a clock read between steps; the sums per step over the twelve layers are printed
 with the whole model call measured in the same process, and the GEMM share. This is the
 measurement behind the README's "non-GEMM work" figures: what is left above the GEMM floor.
-The steps are the unsplit encoder's; the whole call takes layers.encoder's splits over the
-cores where they apply (1x128 and up, 8x128 as batch slices): MINIROBERA_SPLIT=off compares
-like with like.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")  # before NumPy starts its BLAS
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import minirobera  # noqa: E402,F401  (first: it picks NumPy's BLAS kernels, minirobera/blas.py)
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +35,7 @@ GEMMS = ("QKV projection", "QK^T", "probs @ V", "attention output", "FFN in", "F
 
 def profile_layers(model, B, T, reps):
     """-> {step: seconds per forward}, summed over the layers, median of `reps` passes."""
-    from minirobera import layers
+    from minirobera import fused, layers
     c = model.config
     H, D = c.num_attention_heads, c.hidden_size
     ids = np.random.default_rng(0).integers(3, c.vocab_size - 1, (B, T))
@@ -50,7 +47,7 @@ def profile_layers(model, B, T, reps):
     passes = []
     for _ in range(reps + 1):  # the first pass fills the buffers
         t = {}
-        x = x0
+        x = x0.copy()  # written over by the first layer's output, as in model()
         for p in model.params["layers"]:
             clock = [time.perf_counter()]
 
@@ -58,40 +55,41 @@ def profile_layers(model, B, T, reps):
                 now = time.perf_counter()
                 t[step] = t.get(step, 0.0) + now - clock[0]
                 clock[0] = now
-            qkv = layers.linear(x, p["qkv"]["w"], out=layers._buffer(buf, "qkv", (B, T, 3 * D)))
+            qkv = layers.linear(x, p["qkv"]["w"], out=fused._buffer(buf, "qkv", (B, T, 3 * D)))
             tick("QKV projection")
             qkv += p["qkv"]["b"]
             tick("QKV bias")
             heads = layers.split_heads(qkv, 3 * H)
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
-            s = np.matmul(q, k.transpose(0, 1, 3, 2), out=layers._buffer(buf, "scores", (B, H, T, T)))
+            s = np.matmul(q, k.transpose(0, 1, 3, 2),
+                          out=fused._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
             s = layers.masked_softmax(s, bias, 1.0 / math.sqrt(D // H), out=s)
             tick("masked softmax")
-            a = layers._buffer(buf, "ctx", (B, T, D))
+            a = fused._buffer(buf, "ctx", (B, T, D))
             np.matmul(s, v, out=layers.split_heads(a, H))
             tick("probs @ V")
-            h = layers.linear(a, p["attn_out"]["w"], out=layers._buffer(buf, "h", (B, T, D)))
+            h = layers.linear(a, p["attn_out"]["w"], out=fused._buffer(buf, "h", (B, T, D)))
             tick("attention output")
             h = layers.bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
                                                 p["attn_ln"]["b"], eps, out=h)
             tick("bias + residual + LayerNorm (x2)")
             F = p["ffn_in"]["w"].shape[0]
-            f = layers.linear(h, p["ffn_in"]["w"], out=layers._buffer(buf, "f", (B, T, F)))
+            f = layers.linear(h, p["ffn_in"]["w"], out=fused._buffer(buf, "f", (B, T, F)))
             tick("FFN in")
             f = layers.bias_act(f, p["ffn_in"]["b"], c.hidden_act, out=f)
             tick("bias + exact GELU")
-            o = layers.linear(f, p["ffn_out"]["w"])
+            o = layers.linear(f, p["ffn_out"]["w"], out=x)  # x: dead since the 1st residual
             tick("FFN out")
             x = layers.bias_residual_layer_norm(o, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
                                                 p["ffn_ln"]["b"], eps, out=o)
             tick("bias + residual + LayerNorm (x2)")
         passes.append(t)
-    # the steps above copy layers.encoder_layer: if they drift from it, this says so
-    want = layers.encoder(x0, model.params["layers"], bias, H, c.hidden_act, eps,
-                          keep_attentions=False)[0]
+    # the steps above copy fused.encoder_layer as model() runs it: if they drift, this says so
+    want = fused.encoder(x0.copy(), model.params["layers"], bias, H, c.hidden_act, eps,
+                         keep_attentions=False, keep_hidden_states=False)[0]
     if not np.array_equal(x, want):
-        raise SystemExit("bench/breakdown.py no longer runs what layers.encoder_layer runs: "
+        raise SystemExit("bench/breakdown.py no longer runs what fused.encoder_layer runs: "
                          f"max difference {np.abs(x - want).max():.3g}; update its steps")
     return {k: float(np.median([t[k] for t in passes[1:]])) for k in passes[1]}
 

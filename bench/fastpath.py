@@ -1,4 +1,4 @@
-"""Prototype of the fast encoder forward that layers.py can adopt, and its GEMM-only floor.
+"""The fast encoder forward of minirobera/fused.py as one script, and its GEMM-only floor.
 
 What it shows (each measured in bench/forward.py):
   * Linear weights transposed ONCE at load to [in, out] contiguous (`x @ W.T` on the stored

@@ -1,4 +1,4 @@
-"""Forward-pass benchmark: minirobera (Numba / NumPy) against transformers and the GEMM floor.
+"""Forward-pass benchmark: minirobera (Numba / NumPy) vs transformers, ONNX Runtime, the GEMM floor.
 
     python bench/forward.py            # full run (~9 min on 2 cores)
     python bench/forward.py --quick    # 2 rounds, no 32x128 (~2 min)
@@ -19,24 +19,37 @@ CPU other processes used during the timed runs ("foreign load", in cores).
 Implementations (--impls):
     minirobera-numba   minirobera.RobertaModel, MINIROBERA_KERNELS=numba
     minirobera-numpy   minirobera.RobertaModel, MINIROBERA_KERNELS=numpy
-    fastpath-numba     bench/fastpath.py: the prototype schedule layers.py can adopt
+    fastpath-numba     bench/fastpath.py: the fast schedule of minirobera/fused.py, in one script
     hf-eager, hf-sdpa  transformers RobertaModel (torch), attn_implementation eager / sdpa
     floor              the matrix multiplies of fastpath alone (weights pre-transposed)
+    onnxruntime        transformers RobertaModel exported by torch.onnx.export (dynamo exporter,
+                       dynamic batch and sequence axes; cached in bench/_work/onnx/, export not
+                       timed, its output checked against torch's once), run by ONNX Runtime:
+                       CPUExecutionProvider, intra-op threads = --threads, graph optimizations
+                       ORT_ENABLE_ALL. What a user who wants fast CPU inference would pick instead:
+                       the upper anchor, not a target. Needs the `bench` extra
+                       (pip install -e '.[bench]'); left out of the default set, with the reason
+                       printed, where onnxruntime / onnxscript / torch are not installed
   on request only:
+    minirobera-readable  minirobera.RobertaModel running layers.encoder, the readable encoder
+                       (three q/k/v GEMMs, no reused buffers), instead of fused.encoder: what
+                       fused.py is worth (Numba kernels in both)
     torch-floor        the same matrix multiplies in torch (is its BLAS faster than ours?)
-    split-floor        the matrix multiplies of minirobera's layer split alone, in its per-core
-                       shares side by side, no other work, no waits: what the layer split
-                       would cost if everything else were free
     *-numba-par        fastpath / minirobera with the kernels on 2 Numba threads (workqueue)
 
 Prints per shape the median ms of each, the ratio to transformers eager (and sdpa), the
-fraction of the GEMM floor, then peak RSS of load + one 1x128 forward against the checkpoint
-size; writes the same as a markdown table (--out, default bench/_work/forward.md).
+fraction of the GEMM floor, the ratio to ONNX Runtime, then peak RSS of load + one 1x128
+forward against the checkpoint size; writes the same as a markdown table (--out, default
+bench/_work/forward.md). The NumPy workers report which OpenBLAS kernels they run
+(threadpoolctl's `architecture`; OPENBLAS_CORETYPE, if the user sets it, changes them).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -50,16 +63,34 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
-from minirobera import blas  # noqa: E402  (which OpenBLAS kernels the NumPy workers get)
 WORK = HERE / "_work"
 DEFAULT_CONFIG = Path(os.environ.get("MINIROBERA_ROBERTA_BASE")
                       or REPO.parent / "shared" / "roberta-base") / "config.json"
 SHAPES = [(1, 8), (1, 128), (1, 512), (8, 128), (32, 128)]
 IMPLS = ["minirobera-numba", "minirobera-numpy", "fastpath-numba", "hf-eager", "hf-sdpa",
-         "floor"]
+         "floor", "onnxruntime"]
 EXTRA = ["fastpath-numba-par", "minirobera-numba-par",  # kernels multi-threaded (workqueue)
-         "torch-floor",  # the floor's matmuls in torch (MKL): is its BLAS faster than ours?
-         "split-floor"]  # the layer split's matmuls alone: what its other work and waits cost
+         "minirobera-readable",  # layers.encoder instead of fused.encoder: what fused.py is worth
+         "torch-floor"]  # the floor's matmuls in torch (MKL): is its BLAS faster than ours?
+
+
+def _kernels_of(impl: str) -> str:  # minirobera-numba(-par) / -numpy / -readable -> backend
+    return "numpy" if impl == "minirobera-numpy" else "numba"
+
+
+def openblas_kernels() -> str | None:
+    """The kernel set NumPy's OpenBLAS runs in this process ("SkylakeX", "Haswell", "Zen",
+    ...: threadpoolctl's `architecture`), or None (threadpoolctl not installed, NumPy not on
+    OpenBLAS). OpenBLAS picks it from the CPU when it loads, unless OPENBLAS_CORETYPE was set
+    before then (bench/blas.py compares kernel sets that way)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    libs = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+    # NumPy's own first, where another library (torch, SciPy) brings an OpenBLAS too
+    libs.sort(key=lambda i: "numpy" not in i.get("filepath", ""))
+    return libs[0].get("architecture") if libs else None
 
 
 # ============================================================================ the worker side
@@ -78,17 +109,31 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
                 out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
             return out[0]
         return run, {"torch": torch.__version__, "transformers": transformers.__version__}
-    if impl.startswith("minirobera-") or impl == "split-floor":
+    if impl == "onnxruntime":
+        # only onnxruntime (and NumPy) in this process: the export and its check against torch
+        # run in a child process (_onnx_model), so no torch thread pool sits beside ORT's
+        import onnxruntime as ort
+        path, meta = _onnx_model(ckpt, threads, model_class)
+        sess = ort.InferenceSession(str(path), _ort_options(ort, threads),
+                                    providers=["CPUExecutionProvider"])
+
+        def run(ids, mask):
+            # all outputs, as the others compute them (RobertaModel: the pooler too)
+            return sess.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        return run, {"onnxruntime": ort.__version__, **meta}
+    if impl.startswith("minirobera-"):
         import minirobera
         from minirobera import kernels
-        kernels.set_backend("numba" if impl == "split-floor" else impl.split("-")[1])
+        kernels.set_backend(_kernels_of(impl))
         model = getattr(minirobera, model_class).from_pretrained(ckpt)
-        if impl == "split-floor":
-            return _split_floor(model, threads), {"blas": blas.openblas_corename()}
+        if impl == "minirobera-readable":
+            from minirobera import fused, layers
+            fused.encoder = lambda x, blocks, bias, n_head, act, eps, **keep: layers.encoder(
+                x, blocks, bias, n_head, act, eps)
 
         def run(ids, mask):
             return model(input_ids=ids, attention_mask=mask)[0]
-        return run, {"kernels": kernels.get_backend(), "blas": blas.openblas_corename()}
+        return run, {"kernels": kernels.get_backend(), "blas": openblas_kernels()}
     sys.path.insert(0, str(HERE))
     import fastpath
     from safetensors.numpy import load_file
@@ -102,55 +147,122 @@ def _load(impl: str, ckpt: Path, threads: int, model_class: str = "RobertaModel"
         return _torch_floor(fp, heads, threads), {}
     if impl == "floor":
         return ((lambda ids, mask: fastpath.gemm_floor(fp, *ids.shape, n_head=heads)),
-                {"blas": blas.openblas_corename()})
+                {"blas": openblas_kernels()})
     return ((lambda ids, mask: fastpath.forward(fp, ids, mask, n_head=heads)),
-            {"blas": blas.openblas_corename()})
+            {"blas": openblas_kernels()})
 
 
-def _split_floor(model, threads):
-    """Only the matrix multiplies of `layers._encoder_layer_split` (the same per-core shares of
-    the same laid-out weights, the same calls, side by side with OpenBLAS on one thread per
-    call), without its element-wise work (softmax, GELU, LayerNorms, sums) and without waiting
-    for each other. Where the rule does not split (layers.layer_parts == 1), the same
-    multiplies unsplit, on OpenBLAS's threads."""
-    from minirobera import layers
-    blocks, n_head = model.params["layers"], model.config.num_attention_heads
+ORT_NEEDS = ("onnxruntime", "onnx", "onnxscript", "torch", "transformers")
 
-    def run(ids, mask):
-        B, T = ids.shape
-        n, D = B * T, model.config.hidden_size
-        dh, f = D // n_head, blocks[0]["ffn_in"]["w"].shape[0]
-        parts = layers.layer_parts(B, T, n_head, threads)
-        stream = np.full((n, D), 0.01, np.float32)
-        ctx = np.full((B, T, D), 0.01, np.float32)
-        h = np.full((n, D), 0.01, np.float32)
-        partial = np.empty((parts, n, D), np.float32)
 
-        def share(i):
-            heads = layers._share(n_head, parts, i)
-            rows, units = layers._share(n, parts, i), layers._share(f, parts, i)
-            nh = heads.stop - heads.start
-            cols = [slice(j * D + heads.start * dh, j * D + heads.stop * dh) for j in range(3)]
-            qkv = np.full((3, B, T, nh * dh), 0.01, np.float32)
-            q, k, v = (layers.split_heads(a, nh) for a in qkv)
-            scores = np.empty((B, nh, T, T), np.float32)
-            ctx_heads = layers.split_heads(ctx, n_head)[:, heads]
-            hidden = np.full((n, units.stop - units.start), 0.01, np.float32)
-            for p in blocks:
-                for j in range(3):
-                    np.matmul(stream, p["qkv"]["w"][cols[j]].T, out=qkv[j].reshape(n, -1))
-                np.matmul(q, k.transpose(0, 1, 3, 2), out=scores)
-                np.matmul(scores, v, out=ctx_heads)
-                np.matmul(ctx.reshape(n, D)[rows], p["attn_out"]["w"].T, out=h[rows])
-                np.matmul(h, p["ffn_in"]["w"][units].T, out=hidden)
-                np.matmul(hidden, p["ffn_out"]["w"][:, units].T, out=partial[i])
+def _ort_missing() -> list[str]:
+    """What the onnxruntime implementation needs (export + run) and is not installed here."""
+    return [m for m in ORT_NEEDS if importlib.util.find_spec(m) is None]
 
-        if parts == 1:
-            share(0)
-        else:
-            layers._side_by_side(share, parts)
-        return partial[0]
-    return run
+
+def _ort_options(ort, threads: int):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return so
+
+
+def _onnx_model(ckpt: Path, threads: int, model_class: str) -> tuple[Path, dict]:
+    """-> (model.onnx, what the export recorded), exported once per checkpoint, model class and
+    torch / transformers / onnxscript versions into bench/_work/onnx/ (a fresh process:
+    `--onnx-export`; its chatter goes to stderr, stdout is the worker's protocol)."""
+    st = (ckpt / "model.safetensors").stat()
+    versions = [importlib.metadata.version(m) for m in ("torch", "transformers", "onnxscript")]
+    key = "|".join([str(ckpt.resolve()), str(st.st_size), str(st.st_mtime_ns), model_class]
+                   + versions)
+    out = WORK / "onnx" / f"{ckpt.name}-{model_class}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+    if not (out / "meta.json").is_file():
+        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+        print(f"exporting {model_class} to ONNX ({out}) ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, str(Path(__file__).resolve()), "--onnx-export", str(tmp),
+                        "--model-class", model_class, "--ckpt", str(ckpt),
+                        "--threads", str(threads)], check=True, stdout=sys.stderr, cwd=REPO)
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process got there first
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out / "model.onnx", json.loads((out / "meta.json").read_text())
+
+
+def onnx_export(args) -> None:
+    """transformers `--model-class` (default attention: sdpa) from the checkpoint -> ONNX in
+    `--onnx-export` DIR (model.onnx + model.onnx.data), dynamic batch and sequence axes, all
+    of the model's outputs; then ORT's outputs against torch's on a few inputs (one with
+    padding), asserted < 1e-3; meta.json records exporter, opset and the max abs difference.
+
+    The exporter: torch 2.13's default, dynamo=True (torch.export + onnxscript), with
+    `dynamic_shapes`; it exports RobertaModel / RobertaForMaskedLM with symbolic batch and
+    sequence (checked here against torch at other shapes than the example's). The legacy
+    TorchScript exporter (dynamo=False, `dynamic_axes`) is only the fallback if that fails."""
+    import onnxruntime as ort
+    import torch
+    import transformers
+    torch.set_num_threads(args.threads)
+    model = getattr(transformers, args.model_class).from_pretrained(args.ckpt).eval()
+    ids, mask = (torch.from_numpy(a) for a in _inputs(2, 16))
+    mask[1, 10:] = 0  # example with padding: the mask must stay an input, not be folded away
+    with torch.inference_mode():
+        names = list(model(input_ids=ids, attention_mask=mask).keys())
+    out = Path(args.onnx_export)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "model.onnx"
+    inputs = ["input_ids", "attention_mask"]
+    try:
+        B, T = torch.export.Dim("batch"), torch.export.Dim("sequence")
+        torch.onnx.export(model, (), str(path), kwargs={"input_ids": ids, "attention_mask": mask},
+                          dynamo=True, external_data=True, input_names=inputs, output_names=names,
+                          dynamic_shapes={n: {0: B, 1: T} for n in inputs})
+        exporter = "dynamo"
+    except Exception as e:  # noqa: BLE001
+        print(f"dynamo export failed ({type(e).__name__}: {e}); falling back to dynamo=False",
+              file=sys.stderr, flush=True)
+        for f in out.iterdir():
+            f.unlink()
+        with torch.inference_mode():
+            ndim = {n: v.ndim for n, v in model(input_ids=ids, attention_mask=mask).items()}
+
+        class Positional(torch.nn.Module):  # the tracer passes positionals, which transformers
+            def __init__(self):             # 5's forward wrappers collide with (use_cache)
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+                return tuple(out[n] for n in names)
+        torch.onnx.export(Positional().eval(), (ids, mask), str(path), dynamo=False,
+                          opset_version=17,
+                          input_names=inputs, output_names=names,
+                          dynamic_axes={n: {0: "batch", 1: "sequence"} if ndim.get(n, 3) > 2
+                                        else {0: "batch"} for n in inputs + names})
+        exporter = "legacy (TorchScript)"
+    import onnx
+    opset = max(o.version for o in onnx.load(str(path), load_external_data=False).opset_import
+                if o.domain in ("", "ai.onnx"))
+    sess = ort.InferenceSession(str(path), _ort_options(ort, args.threads),
+                                providers=["CPUExecutionProvider"])
+    diff = 0.0
+    for B, T, pad in ((1, 8, 0), (3, 37, 11), (1, 512, 0)):
+        ids, mask = _inputs(B, T)
+        mask[-1, T - pad:] = 0
+        got = sess.run(None, {"input_ids": ids, "attention_mask": mask})
+        with torch.inference_mode():
+            want = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask))
+        for n, g in zip(names, got):
+            diff = max(diff, float(np.abs(g - want[n].numpy()).max()))
+    print(f"ONNX Runtime vs torch, max abs difference over {names}: {diff:.2e}", flush=True)
+    if not diff < 1e-3:
+        raise SystemExit(f"the ONNX export does not compute what torch does (max abs diff {diff})")
+    (out / "meta.json").write_text(json.dumps({
+        "exporter": exporter, "opset": opset, "attn": model.config._attn_implementation,
+        "max_abs_diff_vs_torch": float(f"{diff:.3g}"), "torch": torch.__version__,
+        "transformers": transformers.__version__}))
 
 
 def _torch_floor(fp, n_head, threads):
@@ -219,6 +331,8 @@ def rss_probe(args) -> None:
     if args.rss.startswith("hf-"):  # the runtime: libraries imported, kernels loaded
         import torch  # noqa: F401
         import transformers  # noqa: F401
+    elif args.rss == "onnxruntime":
+        import onnxruntime  # noqa: F401
     else:
         import minirobera.modeling  # noqa: F401
         from minirobera import kernels
@@ -272,21 +386,14 @@ except ImportError:
 
 
 def _env(impl: str, threads: int) -> dict:
+    """A worker's environment: the thread counts and kernels the benchmark sets; everything
+    else as the user has it (OPENBLAS_CORETYPE included), the same for every implementation."""
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
     if impl.startswith("minirobera-"):
-        env["MINIROBERA_KERNELS"] = impl.split("-")[1]
-    if impl.startswith(("hf-", "torch-")):
-        # the reference runs as its users run it: without what this process's `import
-        # minirobera` put in the environment (torch uses MKL, but NumPy's OpenBLAS loads too)
-        for var in blas.applied:
-            env.pop(var, None)
-    else:
-        # NumPy's OpenBLAS kernels and thread timeout as `import minirobera` sets them (blas.py),
-        # for the floor too: the worker imports NumPy first, so the choice is made here
-        env.update(blas.decide(env, numpy_loaded=False)[0])
+        env["MINIROBERA_KERNELS"] = _kernels_of(impl)
     if impl.endswith("-par"):  # the kernels on Numba's threads (workqueue) too
         env["MINIROBERA_KERNEL_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
@@ -411,7 +518,7 @@ def measure_rss(args, ckpt, impls):
 
 PAIRS = [("minirobera-numba", "hf-eager"), ("minirobera-numba", "hf-sdpa"),
          ("minirobera-numba", "floor"), ("floor", "hf-eager"),
-         ("minirobera-numba", "split-floor"), ("split-floor", "hf-eager")]
+         ("minirobera-numba", "onnxruntime"), ("onnxruntime", "hf-eager")]
 
 
 def paired_table(shapes, raw):
@@ -449,9 +556,9 @@ def table(shapes, impls, med, args):
         head += [f"{i} / floor" for i in impls if i.startswith(("minirobera-numba", "fastpath"))]
     if has("floor") and has("hf-eager"):
         head += ["floor / eager (OpenBLAS's GEMMs alone, on its own threads)"]
-    if has("split-floor"):
-        head += ["minirobera-numba / split-floor"] if has("minirobera-numba") else []
-        head += ["split-floor / eager (the layer split's GEMMs alone)"] if has("hf-eager") else []
+    if has("onnxruntime"):  # the upper anchor: what a user wanting fast CPU inference would pick
+        head += [f"{i} / onnxruntime" for i in impls if i.startswith(("minirobera", "fastpath"))]
+        head += ["onnxruntime / eager"] if has("hf-eager") else []
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in shapes:
         row = [f"{s[0]}x{s[1]}"] + [f"{med[i, s]:,.1f}" for i in impls]
@@ -464,9 +571,11 @@ def table(shapes, impls, med, args):
             row += [f"{med[i, s] / med[ref, s]:.3f}" for i in mine]
         if has("floor") and has("hf-eager"):
             row.append(f"{med['floor', s] / med['hf-eager', s]:.3f}")
-        if has("split-floor"):
-            pairs = (("minirobera-numba", "split-floor"), ("split-floor", "hf-eager"))
-            row += [f"{med[a, s] / med[b, s]:.3f}" for a, b in pairs if has(a) and has(b)]
+        if has("onnxruntime"):
+            row += [f"{med[i, s] / med['onnxruntime', s]:.3f}" for i in impls
+                    if i.startswith(("minirobera", "fastpath"))]
+            if has("hf-eager"):
+                row.append(f"{med['onnxruntime', s] / med['hf-eager', s]:.3f}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -492,6 +601,8 @@ def main(argv=None):
                     help="every timing by implementation, shape, process and round (JSON)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rss", help=argparse.SUPPRESS)
+    ap.add_argument("--onnx-export", help=argparse.SUPPRESS)
+    ap.add_argument("--model-class", default="RobertaModel", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.procs < 1 or args.rounds < 1:
         ap.error("--procs and --rounds must be at least 1")
@@ -499,6 +610,15 @@ def main(argv=None):
         return worker(args)
     if args.rss:
         return rss_probe(args)
+    if args.onnx_export:
+        return onnx_export(args)
+    if "onnxruntime" in args.impls.split(",") and _ort_missing():
+        why = (f"onnxruntime: not installed: {', '.join(_ort_missing())} "
+               f"(pip install -e '.[bench]')")
+        if args.impls != parser_default(ap, "impls"):
+            ap.error(why)
+        print(f"skipping {why}", flush=True)
+        args.impls = ",".join(i for i in args.impls.split(",") if i != "onnxruntime")
     if args.quick:
         args.rounds = min(args.rounds, 2)
         if args.shapes == parser_default(ap, "shapes"):

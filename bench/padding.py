@@ -29,7 +29,6 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "2")  # before NumPy starts its BLAS
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import minirobera  # noqa: E402,F401  (first: it picks NumPy's BLAS kernels, minirobera/blas.py)
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

@@ -2,32 +2,36 @@
 
 Where to read what (each module's docstring says what it owns and what it leaves out):
 
-    tokenizer.py   byte-level BPE and RobertaTokenizer (ids, masks, offsets, decode)
-    config.py      RobertaConfig, read from and written to config.json
-    layers.py      the encoder as pure NumPy functions, with the shape legend
-    kernels.py     Numba kernels, each beside its NumPy twin (MINIROBERA_KERNELS)
-    heads.py       the task heads: masked LM, classification, QA, multiple choice
-    modeling.py    thin model classes with transformers' names over (config, params)
-    checkpoint.py  safetensors / pytorch_model.bin reading and the one table of key names
-    hub.py         the Hugging Face hub download client and its cache
-    pipelines.py   fill-mask and the other task pipelines
-    cli.py         the `minirobera` command line
-    pretraining.py dynamic masking and FULL-SENTENCES packing (RoBERTa's data recipe)
-    walkthrough.py set-up shared by the notebooks (checkpoint choice, vocab files)
-    blas.py        which OpenBLAS kernels NumPy runs, how soon its idle threads sleep
+  the tokenizer
+    bpe.py              byte-level BPE: the byte table, the pre-tokenizer, the merge loops
+    bpe_numba.py        the long-piece merge loop compiled with Numba (speed only)
+    added_tokens.py     special tokens (AddedToken): their ids, matching them whole in text
+    tokenizer.py        RobertaTokenizer: text -> ids, decode, the special tokens
+    batch_api.py        tokenizer(...): the template, truncation and padding of a batch
+    batching.py         truncation windows, padding and BatchEncoding, as pure functions
+    offsets.py          each token's span in the text (trim_offsets) and word ids
+    tokenizer_files.py  what from_pretrained reads and save_pretrained writes
+  the model
+    config.py           RobertaConfig, read from and written to config.json
+    layers.py           the encoder as pure NumPy functions, with the shape legend
+    kernels.py          Numba kernels, each beside its NumPy twin (MINIROBERA_KERNELS)
+    fused.py            the same encoder rearranged for speed (fused q/k/v, reused buffers)
+    heads.py            the task heads: masked LM, classification, QA, multiple choice
+    modeling.py         thin model classes with transformers' names over (config, params)
+  weights and tasks
+    checkpoint.py       safetensors / pytorch_model.bin reading and the one table of key names
+    hub.py              the Hugging Face hub download client and its cache
+    pipelines.py        fill-mask and the other task pipelines
+    cli.py              the `minirobera` command line
+    pretraining.py      dynamic masking and FULL-SENTENCES packing (RoBERTa's data recipe)
+    walkthrough.py      set-up shared by the notebooks (checkpoint choice, vocab files)
 
 Names are imported lazily, so `import minirobera` stays cheap and never imports
-torch or transformers.
+torch or transformers. Importing it changes nothing in the process: no environment
+variable, no BLAS setting, no thread count (tests/test_no_side_effects.py holds that).
 """
 
 from importlib import import_module
-
-from minirobera import blas as _blas
-
-# First, before anything imports NumPy: on AMD Zen 4, NumPy's OpenBLAS runs faster with its
-# AVX2 kernels than with the AVX-512 ones it picks itself (only settable before NumPy loads
-# it), and on every CPU its idle threads should sleep soon, not spin for 0.1 s (see blas.py).
-_blas.configure()
 
 __version__ = "0.1.0"
 

@@ -33,7 +33,6 @@ True
 import collections
 import fnmatch
 import json
-import mmap
 import os
 import pickle
 import struct
@@ -253,77 +252,6 @@ def _fresh_value(path, shape, config, rng):
     if path in ("embeddings.word", "embeddings.position") and config.pad_token_id < shape[0]:
         value[config.pad_token_id] = 0.0
     return value
-
-
-def compute_layout(params):
-    """Lay the Linear weights out for fast inference (in place; returns params). The model
-    classes call it once, when they are built.
-
-    Every `w` keeps its shape [out, in] but becomes the transpose of a C-contiguous [in, out]
-    array, so `x @ w.T` (layers.linear) runs BLAS on the layout it is fastest with (the
-    [out, in] file layout costs up to 2x at 8 rows, ~15% at 128). Each layer also gets a
-    `qkv` entry: the query, key and value weights side by side in ONE [in, 3*out] array (with
-    q, k and v left as views into it) and their biases concatenated, so layers.self_attention
-    runs one GEMM instead of three. Copied weights release their memory-mapped file pages, so
-    the process does not hold the checkpoint twice. The tied decoder (the word embeddings,
-    [V, D]) stays as it is. `qkv` is always rebuilt from q, k and v, so a params dict edited
-    before the model is built stays consistent; edit q, k or v after it and `qkv` goes stale.
-    """
-    for layer in params.get("layers", []):
-        layer["qkv"] = _fuse_qkv(layer)
-    for node in _linear_nodes(params):
-        w = node["w"]
-        node["w"] = np.ascontiguousarray(w.T).T
-        _release_pages(w)
-    return params
-
-
-def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*out]}
-    d_in = layer["q"]["w"].shape[1]
-    outs = [layer[n]["w"].shape[0] for n in ("q", "k", "v")]
-    fused = np.empty((d_in, sum(outs)), np.float32)  # [in, 3*out], C-contiguous
-    start = 0
-    for name, n_out in zip(("q", "k", "v"), outs):
-        cols = slice(start, start + n_out)
-        fused[:, cols] = layer[name]["w"].T
-        _release_pages(layer[name]["w"])
-        layer[name]["w"] = fused[:, cols].T  # still [out, in], now a view into `fused`
-        start += n_out
-    bias = np.concatenate([layer[n]["b"] for n in ("q", "k", "v")]).astype(np.float32)
-    return {"w": fused.T, "b": bias}
-
-
-def _linear_nodes(params):  # the {"w": [out,in], ...} dicts not yet laid out, except the
-    # decoder (the tied word embeddings) and q, k, v (views into the fused qkv array)
-    stack = [(k, v) for k, v in params.items() if k != "embeddings"]
-    while stack:
-        name, node = stack.pop()
-        if isinstance(node, list):
-            stack.extend((name, v) for v in node)
-        elif isinstance(node, dict):
-            w = node.get("w")
-            if (isinstance(w, np.ndarray) and w.ndim == 2 and name not in ("decoder", "q", "k", "v")
-                    and not w.T.flags.c_contiguous):
-                yield node
-            stack.extend((k, v) for k, v in node.items() if isinstance(v, (dict, list)))
-
-
-def _release_pages(a):
-    """Drop a memory-mapped tensor's pages from this process once it has been copied (they
-    stay in the OS page cache; without this they would count in the RSS a second time)."""
-    base = a  # np.asarray() strips the np.memmap subclass: find it down the .base chain
-    while base is not None and getattr(base, "_mmap", None) is None:
-        base = getattr(base, "base", None)
-    mm = getattr(base, "_mmap", None)
-    if mm is None or not hasattr(mm, "madvise"):
-        return
-    start = np.frombuffer(mm, np.uint8).ctypes.data
-    lo = a.ctypes.data - start
-    hi = lo + a.nbytes
-    page = mmap.PAGESIZE
-    lo, hi = -(-lo // page) * page, hi // page * page  # whole pages inside the tensor only
-    if hi > lo:
-        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
 def _tie(params, config, parts):

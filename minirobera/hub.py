@@ -116,8 +116,8 @@ class _Dropped(Exception):
 
 def _requests():
     """The requests module, imported when minirobera first talks to the hub: a model loaded
-    from a folder, or offline from the cache, never loads it (14 MiB resident with its TLS
-    stack after NumPy alone; 7 MiB less at the peak of loading roberta-base + a forward)."""
+    from a folder, or offline from the cache, never loads it, nor the memory its TLS stack
+    takes (bench/README.md, "What limits the targets", peak RSS)."""
     import requests
 
     return requests

@@ -19,18 +19,12 @@ agree to float32 rounding (tests/test_kernels.py holds them equal). Numba is imp
 kernels compiled only on the first call that needs them, and compiled code is cached on disk
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
-Threads: the matrix multiplies already keep both cores busy through OpenBLAS, whose idle
-threads spin for a while after each call (~0.1 s by default, 1-2 ms once ``import minirobera``
-has set OPENBLAS_THREAD_TIMEOUT: blas.py), and the kernels are ~10% of a forward pass. So
-the kernels run on the calling thread (no thread pool at all, nothing to oversubscribe).
-``MINIROBERA_KERNEL_THREADS=2`` compiles them with ``parallel=True`` on Numba's
-``workqueue`` layer (OpenMP's spinning threads fought OpenBLAS's: up to 12x slower); measured
-on 2 cores, with OpenBLAS's default spin, it gained nothing when the machine was quiet and,
-with any other load, made the small attention GEMMs that follow a kernel wait for
-descheduled threads (8x128: 0.28 s -> 3.3 s of attention matmuls in one profile). bench/forward.py's ``-par`` rows re-measure it.
-What does put the second core to work on them: layers.encoder running a batch's slices, or
-shares of each layer, side by side, one thread each, with OpenBLAS on one thread meanwhile
-(``layers.batch_parts``, ``layers.layer_parts``).
+Threads: the kernels run on the calling thread (no thread pool of their own, nothing to
+oversubscribe): the matrix multiplies around them already keep every core busy through
+NumPy's BLAS, and the kernels are ~10% of a forward pass. ``MINIROBERA_KERNEL_THREADS=2`` is
+an opt-in that compiles them with ``parallel=True`` on Numba's ``workqueue`` layer (it sleeps
+when idle; OpenMP's spinning threads fight the BLAS threads); it did not pay on 2 cores
+(bench/README.md, "What limits the targets"); bench/forward.py's ``-par`` rows re-measure it.
 
 Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocabulary, N = B*T rows.
@@ -292,9 +286,8 @@ _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
             "_embed_layernorm_loops")
 
-# Run the kernels on Numba's threads? Measured on 2 cores (bench/forward.py): see
-# MINIROBERA_KERNEL_THREADS; "1" (default) keeps them on the calling thread.
-# (layers.encoder reads THREADED too: no split over the cores with threaded kernels)
+# Run the kernels on Numba's threads (MINIROBERA_KERNEL_THREADS, see the module docstring);
+# "1" (default) keeps them on the calling thread.
 THREADED = os.environ.get("MINIROBERA_KERNEL_THREADS", "1").strip() not in ("", "0", "1")
 _COMPILED = {}
 _COMPILING = threading.Lock()
@@ -304,7 +297,7 @@ def _numba_kernels() -> dict:
     """Import Numba and compile (or load from its cache) the loops above; runs once."""
     if _COMPILED:
         return _COMPILED
-    with _COMPILING:  # layers.encoder's split may make the first call from two threads at once
+    with _COMPILING:  # a server's threads may make the first call at the same time
         if not _COMPILED:
             _compile_numba_kernels()
     return _COMPILED

@@ -21,9 +21,8 @@ The params dict (filled by checkpoint.py; Linear weights are `w: [out, in]`, `b:
     embeddings: word [V,D], position [P,D], token_type [types,D], ln {g [D], b [D]}
     layers[i]:  q, k, v, attn_out [D,D]; attn_ln; ffn_in [F,D]; ffn_out [D,F]; ffn_ln
 
-With no hidden states or attention maps to return, `encoder` runs a big enough batch as equal
-slices side by side, one core each (`batch_parts`), or else shares of every layer side by side
-(`layer_parts`); MINIROBERA_SPLIT=auto|off.
+The model classes run this encoder through fused.py, which rearranges it for speed (q, k, v
+in one matrix multiply, temporaries reused by every layer) and is held equal to it by the tests.
 
 Three hot ops are single functions so a faster kernel can stand in for each later:
 `bias_act` (bias + activation, e.g. exact GELU), `masked_softmax` (scale + mask + softmax)
@@ -40,13 +39,9 @@ and `bias_residual_layer_norm` (bias + residual + LayerNorm).
 """
 
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-from . import blas  # OpenBLAS's thread count, for the splits over the cores in `encoder`
 from . import kernels  # fused float32 kernels (Numba, or their NumPy twins): MINIROBERA_KERNELS
 
 # ---------------------------------------------------------------------------- activations
@@ -374,8 +369,7 @@ def merge_heads(x):  # [B,H,T,Dh] -> [B,T,D]
     return x.transpose(0, 2, 1, 3).reshape(B, T, H * Dh)
 
 
-def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
-    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
+def self_attention(x, p, bias, n_head):  # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
     """Multi-head scaled dot-product attention; returns the heads merged (before the output
     projection) and the attention probabilities.
 
@@ -385,45 +379,17 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     >>> a.shape, probs[0, 0].round(2).tolist()[0]
     ((1, 3, 8), [1.0, 0.0, 0.0])
     """
-    B, T, D = x.shape
-    if "qkv" in p and _all_f32(x, p["qkv"]["w"]):
-        # q, k, v side by side (laid out at load by checkpoint.compute_layout): one GEMM and
-        # one bias add; the heads are strided views into it, never copied (BLAS takes them)
-        qkv = linear(x, p["qkv"]["w"], p["qkv"]["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
-        heads = split_heads(qkv, 3 * n_head)  # [B,3H,T,Dh]: q heads, then k, then v
-        q, k, v = heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
-    else:
-        q = split_heads(linear(x, p["q"]["w"], p["q"]["b"]), n_head)
-        k = split_heads(linear(x, p["k"]["w"], p["k"]["b"]), n_head)
-        v = split_heads(linear(x, p["v"]["w"], p["v"]["b"]), n_head)
-    scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
-                       out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
-    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
-    if probs.dtype != np.float32:
-        return merge_heads(np.matmul(probs, v)), probs
-    # merge_heads for free: the GEMM writes each head's [T,Dh] block straight into its
-    # columns of a [B,T,H,Dh] array, which is [B,T,D] without a copy
-    ctx = _buffer(scratch, "ctx", (B, T, D))
-    ctx = np.empty((B, T, D), np.float32) if ctx is None else ctx
-    np.matmul(probs, v, out=split_heads(ctx, n_head))
-    return ctx, probs
-
-
-def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allocate)
-    """Scratch space lent by `encoder`: twelve layers reuse one set of large temporaries
-    instead of allocating, zeroing and page-faulting them twelve times (~10% at 32x128)."""
-    if scratch is None:
-        return None
-    buf = scratch.get(name)
-    if buf is None or buf.shape != shape:
-        buf = scratch[name] = np.empty(shape, np.float32)
-    return buf
+    q = split_heads(linear(x, p["q"]["w"], p["q"]["b"]), n_head)  # [B,H,T,Dh]
+    k = split_heads(linear(x, p["k"]["w"], p["k"]["b"]), n_head)
+    v = split_heads(linear(x, p["v"]["w"], p["v"]["b"]), n_head)
+    scores = q @ k.transpose(0, 1, 3, 2)  # [B,H,T,T]
+    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]))
+    return merge_heads(probs @ v), probs
 
 
 # ---------------------------------------------------------------------------------- encoder
 
-def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, out=None):
-    # [B,T,D] -> [B,T,D], [B,H,T,T]
+def encoder_layer(x, p, bias, n_head, act, eps):  # [B,T,D] -> [B,T,D], [B,H,T,T]
     """One post-LN transformer layer.
 
     Quirk: post-LN (BERT/RoBERTa), LayerNorm *after* each residual add,
@@ -435,257 +401,25 @@ def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, o
     >>> out.shape, probs.shape
     ((1, 3, 8), (1, 2, 3, 3))
     """
-    if x.dtype != np.float32:
-        scratch = None
-    a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
-    h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
-    h = bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
-                                 p["attn_ln"]["b"], eps, out=h)
-    f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
-               out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
-    f = bias_act(f, p["ffn_in"]["b"], act, out=f)
-    out = linear(f, p["ffn_out"]["w"], out=out)  # `out` may be x: dead since the 1st residual
-    out = bias_residual_layer_norm(out, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
-                                   p["ffn_ln"]["b"], eps, out=out)
+    a, probs = self_attention(x, p, bias, n_head)
+    h = bias_residual_layer_norm(linear(a, p["attn_out"]["w"]), p["attn_out"]["b"], x,
+                                 p["attn_ln"]["g"], p["attn_ln"]["b"], eps)
+    f = bias_act(linear(h, p["ffn_in"]["w"]), p["ffn_in"]["b"], act)  # [B,T,F]
+    out = bias_residual_layer_norm(linear(f, p["ffn_out"]["w"]), p["ffn_out"]["b"], h,
+                                   p["ffn_ln"]["g"], p["ffn_ln"]["b"], eps)
     return out, probs
 
 
-def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden_states=True,
-            batch_split=None, layer_split=None):
-    # [B,T,D] -> [B,T,D], L+1 x [B,T,D] (or None), L x [B,H,T,T] (or L x None)
-    """Run the layer stack; also return every hidden state (embeddings first) and attention map.
-
-    With `keep_attentions=False` the maps are not kept (None) and their buffer is reused.
-    With `keep_hidden_states=False` the hidden states are not kept (None) and each layer
-    writes its output over its input: x itself is overwritten (pass a copy to keep it).
-    Then the work can be spread over the cores: `batch_split` > 1 runs that many equal slices
-    of the batch side by side, `layer_split` > 1 that many shares of every layer (heads, token
-    rows, FFN units). None lets `batch_parts` and `layer_parts` decide; both give the same
-    numbers as no split up to float32 rounding. (See the module docstring for an example.)
-    """
+def encoder(x, layers, bias, n_head, act, eps):
+    # [B,T,D] -> [B,T,D], L+1 x [B,T,D], L x [B,H,T,T]
+    """Run the layer stack; also return every hidden state (embeddings first) and attention
+    map. (See the module docstring for an example.)"""
     hidden_states, attentions = [x], []
-    scratch = {}  # temporaries shared by the layers
-    # one [B,T,D] array for every layer's output when nothing else holds them: no new array
-    # (allocated, page-faulted, zeroed) per layer, ~2-5% of a forward at 32x128
-    reuse = (not keep_hidden_states and x.dtype == np.float32 and x.flags.c_contiguous
-             and all(p["ffn_out"]["w"].dtype == np.float32 for p in layers))
-    splittable = reuse and not keep_attentions and np.ndim(bias) == 4
-    # the layer split cuts q, k, v out of the fused float32 QKV weight (checkpoint.compute_layout)
-    fused = all("qkv" in p and p["qkv"]["w"].dtype == np.float32 for p in layers)
-    if batch_split is None or layer_split is None:
-        threads = blas.threads() if splittable else None
-        if batch_split is None:
-            batch_split = batch_parts(*x.shape[:2], threads)
-        if layer_split is None:
-            layer_split = (layer_parts(*x.shape[:2], n_head, threads)
-                           if batch_split == 1 and fused else 1)
-    if batch_split > 1 or layer_split > 1:
-        if not splittable:
-            raise ValueError("encoder(batch_split or layer_split > 1) runs without hidden "
-                             "states or attention maps, on a C-contiguous float32 x, float32 "
-                             "weights and a 4-D bias")
-        if batch_split > 1 and layer_split > 1:
-            raise ValueError("encoder() splits the batch or the layers, not both")
-        if x.shape[0] % batch_split:
-            raise ValueError(f"encoder(batch_split={batch_split}) needs a batch it divides, "
-                             f"got {x.shape[0]}")
-        if layer_split > min(n_head, x.shape[0] * x.shape[1]):
-            raise ValueError(f"encoder(layer_split={layer_split}) needs at least as many "
-                             f"heads ({n_head}) and tokens ({x.shape[0] * x.shape[1]})")
-        if layer_split > 1 and not fused:
-            raise ValueError("encoder(layer_split > 1) needs the fused q/k/v weights "
-                             "(checkpoint.compute_layout)")
-        if batch_split > 1:
-            x = _encoder_in_parts(x, layers, bias, n_head, act, eps, batch_split)
-        else:
-            x = _encoder_layer_split(x, layers, bias, n_head, act, eps, layer_split)
-        return x, None, [None] * len(layers)
     for p in layers:
-        x, probs = encoder_layer(x, p, bias, n_head, act, eps, scratch, keep_attentions,
-                                 out=x if reuse else None)
-        attentions.append(probs if keep_attentions else None)
-        if keep_hidden_states:
-            hidden_states.append(x)
-    return x, hidden_states if keep_hidden_states else None, attentions
-
-
-# --------------------------------------------------------------- the encoder, split over cores
-
-# OpenBLAS splits every GEMM over both cores, but the work between the GEMMs (GELU, softmax,
-# LayerNorm: kernels.py, ~7% of a forward) runs on one, and the small per-head attention
-# GEMMs gain little from two threads. So `encoder` can run its work as shares side by side,
-# one Python thread per core, each calling OpenBLAS on one thread (blas.one_thread): then
-# everything runs on every core. Two ways to cut it, both exact up to float32 rounding:
-#
-#   the batch: sequences never meet inside the encoder, so B sequences run as equal slices,
-#     each a whole `encoder` on its own thread, no synchronisation at all (_encoder_in_parts);
-#   each layer: for one sequence (or a batch too small to slice), every layer is cut four
-#     ways in turn, the threads waiting for each other between the steps (_encoder_layer_split).
-#
-# A batch slice needs enough rows for a one-thread GEMM to keep its core as busy as its share
-# of a two-thread one; the layer split shares the weights (each thread packs a part of each
-# matrix, as OpenBLAS's own threads do) but waits four times a layer, so it too needs rows.
-# measured on 2 cores, time split / not split:
-#   batch (one process, call by call): 128 rows a slice (2 x 128) 1.02; 256 rows (4 x 128,
-#     2 x 256) 0.89-1.04 over five runs; 512 and more (8 x 128, 4 x 256, 2 x 512, 32 x 128)
-#     0.87-0.92
-#   layer (separate processes taking turns, medians of 3-4 rounds, two runs): 1x8 1.15, 1x32
-#     0.92-1.07, 1x64 0.86-1.03, 1x128 0.86-0.99, 2x128 0.85-0.96, 1x512 0.92-0.95. The
-#     unsplit forward is bimodal here (1x128 in 127-134 ms in some processes, 149-153 ms in
-#     others, not explained), hence the spread; the split ran at 124-137 ms in both.
-MIN_ROWS_PER_PART = 256  # batch split: tokens in each slice
-MIN_ROWS_PER_SHARE = 64  # layer split: token rows in each thread's share
-_SPLIT_ENV = "MINIROBERA_SPLIT"  # "auto" (default) or "off"
-
-
-def _may_split(threads) -> bool:
-    """False with MINIROBERA_SPLIT=off, a BLAS whose threads cannot be set (threads None), or
-    kernels on Numba's own threads (MINIROBERA_KERNEL_THREADS: Numba's workqueue layer aborts
-    the process when two threads launch kernels at once)."""
-    mode = blas.env_choice(os.environ, _SPLIT_ENV, ("auto", "off"))
-    return mode == "auto" and bool(threads) and not kernels.THREADED
-
-
-def batch_parts(B, T, threads):  # -> how many slices of the batch to run side by side
-    """The most equal slices of B sequences, at most one per BLAS thread, each of at least
-    MIN_ROWS_PER_PART tokens; 1 (no split) when none fits or `_may_split` says no.
-
-    >>> batch_parts(8, 128, threads=2), batch_parts(1, 512, threads=2), batch_parts(2, 128, 2)
-    (2, 1, 1)
-    >>> batch_parts(8, 128, threads=4), batch_parts(3, 512, threads=2), batch_parts(8, 128, None)
-    (4, 1, 1)
-    """
-    if not _may_split(threads):
-        return 1
-    for parts in range(min(threads, B), 1, -1):
-        if B % parts == 0 and B * T // parts >= MIN_ROWS_PER_PART:
-            return parts
-    return 1
-
-
-def layer_parts(B, T, n_head, threads):  # -> how many threads share each layer
-    """One share per BLAS thread, at most one per head and per MIN_ROWS_PER_SHARE tokens; 1
-    (no split) when `_may_split` says no or OpenBLAS's idle threads spin (they would take a
-    core from the shares: blas.idle_threads_nap).
-
-    >>> [layer_parts(1, T, 12, threads=2) for T in (8, 64, 128, 512)]
-    [1, 1, 2, 2]
-    >>> layer_parts(1, 512, 12, threads=4), layer_parts(1, 128, 1, 2), layer_parts(1, 128, 12, None)
-    (4, 1, 1)
-    """
-    if not _may_split(threads) or not blas.idle_threads_nap():
-        return 1
-    return max(1, min(threads, n_head, B * T // MIN_ROWS_PER_SHARE))
-
-
-_pools = {}  # workers -> ThreadPoolExecutor, made on first use
-# a forked child has none of the parent's pool threads: it makes its own
-os.register_at_fork(after_in_child=_pools.clear)
-
-
-def _side_by_side(run, parts, barrier=None):
-    """run(0) on this thread and run(1), ..., run(parts - 1) on pool threads, with OpenBLAS on
-    one thread per call meanwhile; re-raises the first error. A failing share breaks the
-    barrier, so that the others stop waiting for it (their BrokenBarrierError is only the echo)."""
-    pool = _pools.get(parts - 1)
-    if pool is None:
-        pool = _pools[parts - 1] = ThreadPoolExecutor(parts - 1, "minirobera-split")
-
-    def guarded(i):
-        try:
-            run(i)
-        except BaseException:
-            if barrier is not None:
-                barrier.abort()
-            raise
-
-    errors = []
-    with blas.one_thread():
-        futures = [pool.submit(guarded, i) for i in range(1, parts)]
-        try:
-            guarded(0)  # this thread takes the first share
-        except BaseException as e:  # noqa: B036  (re-raised below, after the others end)
-            errors.append(e)
-        wait(futures)  # never leave the one-thread block with a share still running
-    errors += [f.exception() for f in futures if f.exception() is not None]
-    if errors:
-        raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)),
-                   errors[0])
-
-
-def _share(n, parts, i):  # -> the i-th of `parts` near-equal slices of range(n)
-    return slice(i * n // parts, (i + 1) * n // parts)
-
-
-def _encoder_in_parts(x, layers, bias, n_head, act, eps, parts):  # [B,T,D] -> [B,T,D] (x)
-    """`encoder` on `parts` equal slices of the batch at once, each writing over its slice of
-    x; returns x."""
-    b = x.shape[0] // parts
-
-    def run(i):
-        rows = slice(i * b, (i + 1) * b)
-        encoder(x[rows], layers, bias if bias.shape[0] == 1 else bias[rows], n_head, act, eps,
-                keep_attentions=False, keep_hidden_states=False, batch_split=1, layer_split=1)
-
-    _side_by_side(run, parts)
-    return x
-
-
-def _encoder_layer_split(x, layers, bias, n_head, act, eps, parts):  # [B,T,D] -> [B,T,D] (x)
-    """`encoder` with every layer cut into `parts` shares run side by side; overwrites and
-    returns x. Each thread, layer after layer (the same math as `encoder_layer`):
-
-      1. its heads: their q, k, v columns of the QKV projection, then their attention, into
-         their columns of the context;                            wait for all heads
-      2. its token rows: output projection, + bias + residual, LayerNorm -> h;  wait
-      3. its FFN units: its columns of W_in, GELU, its rows of W_out -> its partial sum of the
-         FFN output (every token);                                wait for all partial sums
-      4. its token rows: the partial sums added, + bias + residual, LayerNorm -> the layer's
-         output;                                                  wait (the next QKV reads all)
-    """
-    B, T, D = x.shape
-    n, dh, f = B * T, D // n_head, layers[0]["ffn_in"]["w"].shape[0]
-    stream = x.reshape(n, D)  # the residual stream, overwritten by every layer
-    ctx = np.empty((B, T, D), np.float32)  # attention output, heads merged: [B,T,H,Dh] in fact
-    h = np.empty((n, D), np.float32)  # after the attention block
-    partial = np.empty((parts, n, D), np.float32)  # each thread's sum over its FFN units
-    barrier = threading.Barrier(parts)
-
-    def run(i):
-        heads, rows, units = _share(n_head, parts, i), _share(n, parts, i), _share(f, parts, i)
-        nh = heads.stop - heads.start
-        cols = [slice(j * D + heads.start * dh, j * D + heads.stop * dh) for j in range(3)]
-        qkv = np.empty((3, B, T, nh * dh), np.float32)  # this thread's q, k, v columns
-        q, k, v = (split_heads(a, nh) for a in qkv)  # [B,nh,T,Dh] views
-        scores = np.empty((B, nh, T, T), np.float32)
-        ctx_heads = split_heads(ctx, n_head)[:, heads]  # [B,nh,T,Dh] view into ctx
-        hidden = np.empty((n, units.stop - units.start), np.float32)
-        x_rows, h_rows, ctx_rows = stream[rows], h[rows], ctx.reshape(n, D)[rows]
-        sums = [a[rows] for a in partial]  # every thread's partial sums for these rows
-        for p in layers:
-            for j in range(3):  # 1. heads
-                linear(stream, p["qkv"]["w"][cols[j]], p["qkv"]["b"][cols[j]], out=qkv[j])
-            np.matmul(q, k.transpose(0, 1, 3, 2), out=scores)
-            masked_softmax(scores, bias, 1.0 / math.sqrt(dh), out=scores)
-            np.matmul(scores, v, out=ctx_heads)
-            barrier.wait()
-            linear(ctx_rows, p["attn_out"]["w"], out=h_rows)  # 2. rows
-            bias_residual_layer_norm(h_rows, p["attn_out"]["b"], x_rows, p["attn_ln"]["g"],
-                                     p["attn_ln"]["b"], eps, out=h_rows)
-            barrier.wait()
-            linear(h, p["ffn_in"]["w"][units], out=hidden)  # 3. FFN units
-            bias_act(hidden, p["ffn_in"]["b"][units], act, out=hidden)
-            linear(hidden, p["ffn_out"]["w"][:, units], out=partial[i])
-            barrier.wait()
-            np.add(sums[0], sums[1], out=x_rows)  # 4. rows (np.sum over the parts axis of a
-            for other in sums[2:]:                # strided view took twice as long)
-                x_rows += other
-            bias_residual_layer_norm(x_rows, p["ffn_out"]["b"], h_rows, p["ffn_ln"]["g"],
-                                     p["ffn_ln"]["b"], eps, out=x_rows)
-            barrier.wait()
-
-    _side_by_side(run, parts, barrier)
-    return x
+        x, probs = encoder_layer(x, p, bias, n_head, act, eps)
+        hidden_states.append(x)
+        attentions.append(probs)
+    return x, hidden_states, attentions
 
 
 # ------------------------------------------------------------------------ random parameters

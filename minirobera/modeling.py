@@ -2,7 +2,7 @@
 
 Owns input checking (lists or arrays, 1-D or 2-D, clear errors for bad ids, shapes and
 lengths), the order of calls (embeddings -> encoder -> head, all pure functions from
-layers.py and heads.py), the output objects with transformers' field names, the losses
+layers.py, fused.py and heads.py), the output objects with transformers' field names, the losses
 when labels are given, and from_pretrained / save_pretrained.
 
 Leaves out: training, generation (no key/value cache), cross-attention, heads other
@@ -27,9 +27,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import heads, layers
-from .checkpoint import (compute_layout, init_params, load_state_dict, params_from_state_dict,
-                         save_safetensors, state_dict_from_params)
+from . import fused, heads, layers
+from .checkpoint import (init_params, load_state_dict, params_from_state_dict, save_safetensors,
+                         state_dict_from_params)
 from .config import RobertaConfig
 
 # =================================================================================== outputs
@@ -256,7 +256,7 @@ class RobertaPreTrainedModel:
         self.config = config
         if params is None:
             params = init_params(config, self.parts, np.random.default_rng(seed))
-        self.params = compute_layout(params)  # transposed weights, fused q/k/v: see checkpoint.py
+        self.params = fused.compute_layout(params)  # transposed weights, fused q/k/v (fused.py)
 
     def __repr__(self):
         c = self.config
@@ -296,10 +296,10 @@ class RobertaPreTrainedModel:
                               inputs_embeds=inputs["inputs_embeds"],
                               pad_token_id=c.pad_token_id, eps=c.layer_norm_eps)
         bias = layers.attention_bias(inputs["attention_mask"], causal=c.is_decoder)
-        h, hidden, attn = layers.encoder(x, self.params["layers"], bias, c.num_attention_heads,
-                                         c.hidden_act, c.layer_norm_eps,
-                                         keep_attentions=output_attentions,
-                                         keep_hidden_states=output_hidden_states)
+        h, hidden, attn = fused.encoder(x, self.params["layers"], bias, c.num_attention_heads,
+                                        c.hidden_act, c.layer_norm_eps,
+                                        keep_attentions=output_attentions,
+                                        keep_hidden_states=output_hidden_states)
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
 

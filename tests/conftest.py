@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-# Before any test module imports NumPy: the tests run on the BLAS kernels a user who imports
-# minirobera first gets (minirobera/blas.py; tests/test_blas.py checks the other orders).
-import minirobera  # noqa: E402,F401
+# The environment as pytest found it, before anything imported minirobera: the fresh
+# interpreters of tests/test_no_side_effects.py start from it, so that a change made by an
+# import in this process could not hide the same change made in theirs.
+ENVIRON_AT_START = dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def environ_at_start():
+    return dict(ENVIRON_AT_START)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # plain helpers beside the tests: tiny_models, hub_server

@@ -313,79 +313,24 @@ def test_unknown_keyword_is_a_clear_error():
         tiny_model()([0, 5, 2], output_hidden_state=True, labels=[1])
 
 
-def _count_calls(monkeypatch, name):
-    from minirobera import layers
-
-    calls, real = [], getattr(layers, name)
-    monkeypatch.setattr(layers, name, lambda *a: calls.append(a[-1]) or real(*a))
-    return calls
-
-
-def test_big_batches_run_split_over_the_cores_with_the_same_result(monkeypatch):
-    from minirobera import blas
-
-    if not blas.threads() or blas.threads() < 2:
-        pytest.skip("one BLAS thread (or threads minirobera cannot set): nothing to split")
-    model = tiny_model(max_position_embeddings=140)
-    ids = np.random.default_rng(0).integers(3, 40, (4, 128))
-    ids[2, 100:] = 1  # padding in one sequence
-    monkeypatch.setenv("MINIROBERA_SPLIT", "off")
-    want = model(ids, attention_mask=ids != 1)
-    calls = _count_calls(monkeypatch, "_encoder_in_parts")
-    layer_calls = _count_calls(monkeypatch, "_encoder_layer_split")
-    monkeypatch.setenv("MINIROBERA_SPLIT", "auto")
-    got = model(ids, attention_mask=ids != 1)
-    assert calls == [2] and layer_calls == []  # 4 x 128 tokens: two slices of 256
-    np.testing.assert_allclose(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-6)
-    # with hidden states or attention maps asked for, the batch runs in one piece
-    model(ids, output_hidden_states=True)
-    model(ids, output_attentions=True)
-    assert calls == [2] and layer_calls == []
-
-
-def test_one_sequence_runs_each_layer_split_over_the_cores_with_the_same_result(monkeypatch):
-    from minirobera import blas
-
-    if not blas.threads() or blas.threads() < 2 or not blas.idle_threads_nap():
-        pytest.skip("one BLAS thread, threads minirobera cannot set, or spinning idle threads")
-    model = tiny_model(max_position_embeddings=140)  # 2 heads
-    ids = np.random.default_rng(1).integers(3, 40, (1, 130))
-    monkeypatch.setenv("MINIROBERA_SPLIT", "off")
-    want = model(ids)
-    calls = _count_calls(monkeypatch, "_encoder_layer_split")
-    monkeypatch.setenv("MINIROBERA_SPLIT", "auto")
-    got = model(ids)
-    assert calls == [2]  # 130 tokens: two shares of 65 rows and one head each
-    np.testing.assert_allclose(got.last_hidden_state, want.last_hidden_state, rtol=1e-5, atol=1e-6)
-    model(ids[:, :100])  # too few rows to share
-    model(ids, output_attentions=True)
-    assert calls == [2]
-
-
-@pytest.mark.parametrize("split", ["batch", "layer"])
 @pytest.mark.parametrize("entry,fmt", CASES)
-def test_fixture_parity_split_over_the_cores(entry, fmt, backend, split, monkeypatch):
-    """The fixture calls are too small for either split to choose itself: forced here (a
-    batch slice of any size, a layer share of any rows), the outputs that do not need hidden
-    states or attention maps still match transformers."""
-    from minirobera import blas, layers
+def test_fixture_parity_of_the_readable_encoder(entry, fmt, backend, monkeypatch):
+    """The model classes run fused.encoder; layers.encoder, the one a reader meets (three
+    separate q/k/v projections, no reused buffers), matches transformers just as well."""
+    from minirobera import fused, layers
 
-    if not blas.threads():
-        pytest.skip("NumPy's BLAS is not an OpenBLAS whose threads minirobera can set")
-    monkeypatch.setattr(blas, "threads", lambda: 2)
-    monkeypatch.setattr(blas, "_naps", True)
-    monkeypatch.delenv("MINIROBERA_SPLIT", raising=False)
-    monkeypatch.setattr(layers, "MIN_ROWS_PER_PART", 1 if split == "batch" else 10**9)
-    monkeypatch.setattr(layers, "MIN_ROWS_PER_SHARE", 10**9 if split == "batch" else 1)
-    calls = _count_calls(monkeypatch, {"batch": "_encoder_in_parts",
-                                       "layer": "_encoder_layer_split"}[split])
+    calls = []
+
+    def readable(x, blocks, bias, n_head, act, eps, keep_attentions, keep_hidden_states):
+        calls.append(x.shape)
+        return layers.encoder(x, blocks, bias, n_head, act, eps)
+
+    monkeypatch.setattr(fused, "encoder", readable)
     model = load(entry["name"], fmt, entry["class"])
     for call, (inputs, expected) in reference(entry["name"]).items():
-        out = model(**inputs)
+        out = model(**inputs, output_hidden_states=True, output_attentions=True)
         skip = fully_masked_queries(attention_mask_of(inputs), model.config.is_decoder)
         for field, theirs in expected.items():
-            if not field.startswith(("hidden_states", "attentions")):
-                diff = compare(field, output_value(out, field), theirs, skip)
-                assert diff <= ATOL, f"{call}: {field} differs by {diff:.3g}"
-    assert calls, "no call took the split"
+            diff = compare(field, output_value(out, field), theirs, skip)
+            assert diff <= ATOL, f"{call}: {field} differs by {diff:.3g}"
+    assert calls, "the model never called the encoder"

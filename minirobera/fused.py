@@ -1,0 +1,189 @@
+"""The encoder of layers.py rearranged for speed: the same math in fewer, larger steps.
+
+What this file owns: three things that exist only for speed. The model classes run the
+encoder through here; layers.py is the same encoder as a reader meets it, and
+tests/test_model_layers.py holds the two equal.
+
+  * the weight layout (`compute_layout`, once, when a model is built): every Linear weight as
+    the transpose of a C-contiguous [in, out] array, the layout BLAS is fastest with, and
+    q, k, v side by side in one array, so attention projects with one matrix multiply;
+  * temporaries reused by every layer (`_buffer`): one [B,T,3D] q/k/v array, one [B,H,T,T]
+    score array and one [B,T,F] FFN array for all twelve layers, not twelve of each;
+  * each layer's output written over its input when no hidden state is kept.
+
+What it leaves out: the math (every step calls a function of layers.py) and the fused
+element-wise kernels (kernels.py, which layers.py already calls). bench/README.md says what
+each of the three is worth.
+
+>>> from minirobera import layers
+>>> params = compute_layout(layers.random_params(vocab=20, dim=8, heads=2, ffn=12, layers=2,
+...                                              positions=16))
+>>> ids = np.array([[0, 5, 6, 2, 1, 1]])
+>>> x = layers.embeddings(params["embeddings"], ids, pad_token_id=1, eps=1e-5)
+>>> bias = layers.attention_bias(ids != 1, causal=False)
+>>> want, _, _ = layers.encoder(x, params["layers"], bias, n_head=2, act="gelu", eps=1e-5)
+>>> got, _, _ = encoder(x.copy(), params["layers"], bias, n_head=2, act="gelu", eps=1e-5,
+...                     keep_attentions=False, keep_hidden_states=False)
+>>> bool(np.allclose(got, want, atol=1e-6))
+True
+"""
+
+import math
+import mmap
+
+import numpy as np
+
+from .layers import (bias_act, bias_residual_layer_norm, encoder_layer as plain_encoder_layer,
+                     linear, masked_softmax, split_heads)
+
+
+# ------------------------------------------------------------------------- the weight layout
+
+def compute_layout(params):
+    """Lay the Linear weights out for fast inference (in place; returns params). The model
+    classes call it once, when they are built.
+
+    Every `w` keeps its shape [out, in] but becomes the transpose of a C-contiguous [in, out]
+    array, so `x @ w.T` (layers.linear) runs BLAS on the layout it is fastest with (the
+    [out, in] file layout is slower, most of all for few rows). Each layer also gets a `qkv`
+    entry: the query, key and value weights side by side in ONE [in, 3*out] array (with q, k
+    and v left as views into it) and their biases concatenated, so `self_attention` below
+    runs one GEMM instead of three. Copied weights release their memory-mapped file pages, so
+    the process does not hold the checkpoint twice. The tied decoder (the word embeddings,
+    [V, D]) stays as it is. `qkv` is always rebuilt from q, k and v, so a params dict edited
+    before the model is built stays consistent; edit q, k or v after it and `qkv` goes stale.
+    """
+    for layer in params.get("layers", []):
+        layer["qkv"] = _fuse_qkv(layer)
+    for node in _linear_nodes(params):
+        w = node["w"]
+        node["w"] = np.ascontiguousarray(w.T).T
+        _release_pages(w)
+    return params
+
+
+def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*out]}
+    d_in = layer["q"]["w"].shape[1]
+    outs = [layer[n]["w"].shape[0] for n in ("q", "k", "v")]
+    fused = np.empty((d_in, sum(outs)), np.float32)  # [in, 3*out], C-contiguous
+    start = 0
+    for name, n_out in zip(("q", "k", "v"), outs):
+        cols = slice(start, start + n_out)
+        fused[:, cols] = layer[name]["w"].T
+        _release_pages(layer[name]["w"])
+        layer[name]["w"] = fused[:, cols].T  # still [out, in], now a view into `fused`
+        start += n_out
+    bias = np.concatenate([layer[n]["b"] for n in ("q", "k", "v")]).astype(np.float32)
+    return {"w": fused.T, "b": bias}
+
+
+def _linear_nodes(params):  # the {"w": [out,in], ...} dicts not yet laid out, except the
+    # decoder (the tied word embeddings) and q, k, v (views into the fused qkv array)
+    stack = [(k, v) for k, v in params.items() if k != "embeddings"]
+    while stack:
+        name, node = stack.pop()
+        if isinstance(node, list):
+            stack.extend((name, v) for v in node)
+        elif isinstance(node, dict):
+            w = node.get("w")
+            if (isinstance(w, np.ndarray) and w.ndim == 2 and name not in ("decoder", "q", "k", "v")
+                    and not w.T.flags.c_contiguous):
+                yield node
+            stack.extend((k, v) for k, v in node.items() if isinstance(v, (dict, list)))
+
+
+def _release_pages(a):
+    """Drop a memory-mapped tensor's pages from this process once it has been copied (they
+    stay in the OS page cache; without this they would count in the RSS a second time)."""
+    base = a  # np.asarray() strips the np.memmap subclass: find it down the .base chain
+    while base is not None and getattr(base, "_mmap", None) is None:
+        base = getattr(base, "base", None)
+    mm = getattr(base, "_mmap", None)
+    if mm is None or not hasattr(mm, "madvise"):
+        return
+    start = np.frombuffer(mm, np.uint8).ctypes.data
+    lo = a.ctypes.data - start
+    hi = lo + a.nbytes
+    page = mmap.PAGESIZE
+    lo, hi = -(-lo // page) * page, hi // page * page  # whole pages inside the tensor only
+    if hi > lo:
+        mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+
+
+# ------------------------------------------------------------------- the encoder, fused
+
+def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allocate)
+    """Scratch space lent by `encoder`: the layers reuse one set of large temporaries instead
+    of allocating, zeroing and page-faulting them once a layer."""
+    if scratch is None:
+        return None
+    buf = scratch.get(name)
+    if buf is None or buf.shape != shape:
+        buf = scratch[name] = np.empty(shape, np.float32)
+    return buf
+
+
+def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
+    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
+    """layers.self_attention with q, k, v from one GEMM over the fused `qkv` weight.
+
+    The heads are strided views into that one [B,T,3D] output, never copied (BLAS takes
+    them as they are), and the context is written straight into its [B,T,D] place.
+    """
+    B, T, D = x.shape
+    qkv = linear(x, p["qkv"]["w"], p["qkv"]["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
+    heads = split_heads(qkv, 3 * n_head)  # [B,3H,T,Dh]: q heads, then k, then v
+    q, k, v = heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
+    scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
+                       out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
+    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
+    # merge_heads for free: the GEMM writes each head's [T,Dh] block straight into its
+    # columns of a [B,T,H,Dh] array, which is [B,T,D] without a copy
+    ctx = _buffer(scratch, "ctx", (B, T, D))
+    ctx = np.empty((B, T, D), np.float32) if ctx is None else ctx
+    np.matmul(probs, v, out=split_heads(ctx, n_head))
+    return ctx, probs
+
+
+def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, out=None):
+    # [B,T,D] -> [B,T,D], [B,H,T,T]
+    """layers.encoder_layer (post-LN), each step writing into a reused buffer or in place."""
+    a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
+    h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
+    h = bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+                                 p["attn_ln"]["b"], eps, out=h)
+    f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
+               out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
+    f = bias_act(f, p["ffn_in"]["b"], act, out=f)
+    out = linear(f, p["ffn_out"]["w"], out=out)  # `out` may be x: dead since the 1st residual
+    out = bias_residual_layer_norm(out, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
+                                   p["ffn_ln"]["b"], eps, out=out)
+    return out, probs
+
+
+def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden_states=True):
+    # [B,T,D] -> [B,T,D], L+1 x [B,T,D] (or None), L x [B,H,T,T] (or L x None)
+    """layers.encoder, fused where it can be: float32 x and weights laid out by compute_layout.
+
+    With `keep_attentions=False` the maps are not kept (None) and their buffer is reused.
+    With `keep_hidden_states=False` the hidden states are not kept (None) and each layer
+    writes its output over its input: x itself is overwritten (pass a copy to keep it).
+    Anything else (float64 weights, a params dict without `qkv`) runs layers.encoder_layer.
+    """
+    fused = x.dtype == np.float32 and all(
+        "qkv" in p and p["qkv"]["w"].dtype == p["ffn_out"]["w"].dtype == np.float32
+        for p in layers)
+    # one [B,T,D] array for every layer's output when nothing else holds them
+    in_place = fused and not keep_hidden_states and x.flags.c_contiguous
+    scratch = {} if fused else None
+    hidden_states, attentions = [x], []
+    for p in layers:
+        if fused:
+            x, probs = encoder_layer(x, p, bias, n_head, act, eps, scratch, keep_attentions,
+                                     out=x if in_place else None)
+        else:
+            x, probs = plain_encoder_layer(x, p, bias, n_head, act, eps)
+        attentions.append(probs if keep_attentions else None)
+        if keep_hidden_states:
+            hidden_states.append(x)
+    return x, hidden_states if keep_hidden_states else None, attentions
