@@ -336,7 +336,7 @@ def rss_probe(args) -> None:
     else:
         import minirobera.modeling  # noqa: F401
         from minirobera import kernels
-        kernels.set_backend(args.rss.split("-")[1] if args.rss.startswith("minirobera") else "numba")
+        kernels.set_backend(_kernels_of(args.rss))
         kernels.gelu_bias(np.ones((1, 4), np.float32), np.ones(4, np.float32))
     runtime = hwm()
     run, _ = _load(args.rss, Path(args.ckpt), args.threads, "RobertaForMaskedLM")

@@ -35,9 +35,13 @@ from itertools import chain, repeat
 from typing import Dict, Iterable, List, Sequence, Tuple
 
 INF = float("inf")
-# Pieces with more byte symbols than this are merged by merge_long (O(n log n)) instead of the
-# readable merge (O(n^2)); both give the same tokens, the readable one is faster on words.
+# Pieces with more byte symbols than LONG_PIECE are merged by merge_long (O(n log n)) instead
+# of the readable merge (O(n^2)); both give the same tokens, the readable one reads easier.
+# Pieces over COMPILED_PIECE take merge_long compiled by Numba (bpe_numba.py) when the kernel
+# backend is "numba": several times faster, but loading Numba costs a process a good part of a
+# second, once, which prose (whose pieces are words) should not pay (bench/README.md).
 LONG_PIECE = 48
+COMPILED_PIECE = 1024
 
 
 # --- bytes <-> unicode symbols -------------------------------------------------------------
@@ -347,7 +351,7 @@ class BytePairEncoder:
             tokens = [symbols]
         elif len(symbols) <= LONG_PIECE:
             tokens = self.merge(symbols)
-        elif _compiled_merges():  # the same merges as merge_long, compiled (bpe_numba.py)
+        elif len(symbols) > COMPILED_PIECE and _compiled_merges():  # merge_long, compiled
             if self._table is None:
                 from .bpe_numba import MergeTable
                 self._table = MergeTable(self)

@@ -7,7 +7,7 @@ fraction of the time the Python loop takes. `merge_long` in bpe.py is its readab
 the tests hold the two equal on the real vocab.
 
 What it leaves out: everything else (pre-tokenizing, the cache, special tokens). bpe.py
-decides when to call it: pieces longer than bpe.LONG_PIECE symbols, with the kernel backend
+decides when to call it: pieces longer than bpe.COMPILED_PIECE symbols, with the kernel backend
 "numba" (kernels.get_backend(), MINIROBERA_KERNELS); with "numpy" the Python twin runs.
 
 The two tables it needs are built once per encoder (`MergeTable`): the id of each byte
