@@ -398,6 +398,10 @@ class BytePairEncoder:
 
     def _explain_word(self, word: str) -> dict:
         raw = word.encode("utf-8")
+        if len(raw) > COMPILED_PIECE:  # every step keeps a copy of the piece: O(n^2) memory
+            raise ValueError(f"explain() shows every merge of a piece with a copy of its symbols, "
+                             f"so it takes pieces of at most {COMPILED_PIECE} bytes; this text has "
+                             f"one of {len(raw):,} ({word[:20]!r}...). encode() takes any length.")
         symbols, steps = list(to_byte_symbols(word)), []
         while len(symbols) > 1:
             ranked = [(self.ranks.get(p, INF), i) for i, p in enumerate(zip(symbols, symbols[1:]))]

@@ -24,9 +24,9 @@ The params dict (filled by checkpoint.py; Linear weights are `w: [out, in]`, `b:
 The model classes run this encoder through fused.py, which rearranges it for speed (q, k, v
 in one matrix multiply, temporaries reused by every layer) and is held equal to it by the tests.
 
-Three hot ops are single functions so a faster kernel can stand in for each later:
-`bias_act` (bias + activation, e.g. exact GELU), `masked_softmax` (scale + mask + softmax)
-and `bias_residual_layer_norm` (bias + residual + LayerNorm).
+Three hot ops are single functions so that a fused kernel (kernels.py) stands in for each on
+float32 arrays: `bias_act` (bias + activation, e.g. exact GELU), `masked_softmax` (scale +
+mask + softmax) and `bias_residual_layer_norm` (bias + residual + LayerNorm).
 
 >>> params = random_params(vocab=20, dim=8, heads=2, ffn=12, layers=2, positions=16)
 >>> ids = np.array([[0, 5, 6, 2, 1, 1]])

@@ -118,3 +118,10 @@ def test_cache_is_bounded(tok):
     assert ids == (44172,) * 64 and len(small.cache) == 0
     small.encode_word("a" * 255)
     assert len(small.cache) == 1
+
+
+def test_explain_refuses_a_piece_it_could_not_show(tok):
+    """explain() copies the symbols at every merge step: quadratic in a piece's length."""
+    assert tok.explain("a" * 1024)["input_ids"] == tok.encode("a" * 1024)
+    with pytest.raises(ValueError, match=r"at most 1024 bytes; this text has one of 1,025"):
+        tok.explain("a" * 1025)
