@@ -5,7 +5,9 @@ Owns:
   * the pre-tokenizer (the GPT-2 split pattern),
   * reading the two model tables: vocab.json (token -> id) and the merges (pair -> rank), from
     merges.txt or from tokenizer.json (both of its merge formats),
-  * the merge loop, with a cache so a pre-token seen before costs one dict lookup,
+  * the merge loops: the readable one for words, an O(n log n) one for long pieces (a run of
+    one letter, a base64 blob), with a cache so a pre-token seen before costs one dict lookup
+    (at most 200,000 pieces of under 256 characters: it starts over when full),
   * turning token strings back into bytes, and `explain`, which shows every step.
 
 Leaves out (see tokenizer.py): special tokens such as <s> and <mask>, add_prefix_space, the
