@@ -11,6 +11,8 @@ Where to read what (each module's docstring says what it owns and what it leaves
     batching.py         truncation windows, padding and BatchEncoding, as pure functions
     offsets.py          each token's span in the text (trim_offsets) and word ids
     tokenizer_files.py  what from_pretrained reads and save_pretrained writes
+    sentencepiece.py    SentencePiece unigram: the .model file, the charsmap normalizer, Viterbi
+    xlm_roberta.py      XLMRobertaTokenizer, CamembertTokenizer: fairseq ids over sentencepiece.py
   the model
     config.py           RobertaConfig, read from and written to config.json
     layers.py           the encoder as pure NumPy functions, with the shape legend
@@ -38,6 +40,8 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "RobertaTokenizer": "tokenizer",
+    "XLMRobertaTokenizer": "xlm_roberta",
+    "CamembertTokenizer": "xlm_roberta",
     "RobertaConfig": "config",
     "RobertaModel": "modeling",
     "RobertaForMaskedLM": "modeling",

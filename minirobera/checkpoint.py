@@ -5,13 +5,20 @@ Owns:
                           views into the file (no copy); F16 / BF16 are upcast to float32
     read_torch_bin        pytorch_model.bin WITHOUT torch, zip and legacy formats, through a
                           restricted unpickler that builds tensors and refuses anything else
+    read_tf_h5            tf_model.h5 (transformers 4.x TFRoberta*) WITHOUT TensorFlow, via h5py
+    read_flax_msgpack     flax_model.msgpack (FlaxRoberta*) WITHOUT JAX / Flax, via msgpack
+    tf_name_to_pt / flax_path_to_pt
+                          their weight names as PyTorch spells them, so the table below is the
+                          only one (h5py and msgpack are optional, imported only for such files)
     load_state_dict       find the weights of a folder / hub repo in transformers' order:
-                          model.safetensors -> its index (shards) -> pytorch_model.bin -> index
+                          model.safetensors -> its index (shards) -> pytorch_model.bin -> index,
+                          then tf_model.h5 -> flax_model.msgpack (or one: from_tf / from_flax)
     BASE_KEYS ... IGNORED the table: checkpoint name -> params path and shape, per model part,
                           and the reason for each key that is read and dropped
     params_from_state_dict / state_dict_from_params / init_params / save_safetensors
 
-Leaves out: TensorFlow / Flax / Rust checkpoints, quantised weights, writing .bin files.
+Leaves out: sharded TF / Flax checkpoints, TF1 `model.ckpt`, Rust checkpoints, quantised
+weights, writing anything but safetensors.
 
 The table is the only place that knows `attention.output.dense` or `LayerNorm.gamma`; the
 math in layers.py / heads.py sees only the short params names (see their docstrings).
@@ -32,6 +39,7 @@ True
 
 import collections
 import fnmatch
+import importlib
 import json
 import os
 import pickle
@@ -181,9 +189,12 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
         used.add(name)
         _set(params, path, _as_float32(key, value, shape, source, config))
     if missing:
+        # what the file has instead tells a BERT (`bert.`) or a deeper model (`layer.12`) apart
+        unused = sorted(by_name[n][0] for n in by_name if n not in used)
+        instead = f" Unused in it: {_short(unused, 3)}." if unused else ""
         raise CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}. "
                               f"Is it a RoBERTa checkpoint with num_hidden_layers="
-                              f"{config.num_hidden_layers}?")
+                              f"{config.num_hidden_layers}?{instead}")
     _layers_as_list(params)
     _tie(params, config, parts)
     unexpected = sorted({by_name[n][0] for n in by_name
@@ -299,14 +310,26 @@ def _layers_as_list(params):
 
 # ============================================================================ finding files
 
-# transformers' order: safetensors first, shards next, the pickle-based .bin last
+# transformers' order: safetensors first, shards next, the pickle-based .bin last; then the
+# TensorFlow and Flax files of transformers 4.x (transformers itself asks for from_tf=True /
+# from_flax=True there; this project reads them when nothing else is in the folder)
+TF_WEIGHTS, FLAX_WEIGHTS = "tf_model.h5", "flax_model.msgpack"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
-                "pytorch_model.bin", "pytorch_model.bin.index.json")
+                "pytorch_model.bin", "pytorch_model.bin.index.json", TF_WEIGHTS, FLAX_WEIGHTS)
 
 
-def load_state_dict(path_or_repo_id, *, revision="main", **hub_kwargs):
-    """Find and read the weights of a folder or hub repo; return ({key: array}, source path)."""
-    for filename in WEIGHT_FILES:
+def load_state_dict(path_or_repo_id, *, revision="main", from_tf=False, from_flax=False,
+                    **hub_kwargs):
+    """Find and read the weights of a folder or hub repo; return ({key: array}, source path).
+
+    With from_tf=True (from_flax=True) only tf_model.h5 (flax_model.msgpack) is looked for, as
+    in transformers, even when the folder has PyTorch weights too.
+    """
+    if from_tf and from_flax:
+        raise ValueError("from_tf=True and from_flax=True exclude each other: pick the one file "
+                         "to load")
+    filenames = (TF_WEIGHTS,) if from_tf else (FLAX_WEIGHTS,) if from_flax else WEIGHT_FILES
+    for filename in filenames:
         path = cached_file(path_or_repo_id, filename, revision=revision, required=False,
                            **hub_kwargs)
         if path is None:
@@ -314,14 +337,24 @@ def load_state_dict(path_or_repo_id, *, revision="main", **hub_kwargs):
         if filename.endswith(".index.json"):
             return _read_sharded(path_or_repo_id, path, revision, hub_kwargs), path
         return read_weights(path), path
-    raise FileNotFoundError(f"no weights found in {os.fspath(path_or_repo_id)!r}: looked for "
-                            f"{', '.join(WEIGHT_FILES)}")
+    where = os.fspath(path_or_repo_id)
+    if from_tf or from_flax:
+        raise FileNotFoundError(f"{'from_tf' if from_tf else 'from_flax'}=True but there is no "
+                                f"{filenames[0]} in {where!r}; without the flag any of "
+                                f"{', '.join(WEIGHT_FILES)} is loaded")
+    raise FileNotFoundError(f"no weights found in {where!r}: looked for {', '.join(WEIGHT_FILES)}")
 
 
 def read_weights(path) -> Dict[str, np.ndarray]:
-    """Read one weight file, .safetensors or .bin, by its name."""
-    if os.fspath(path).endswith(".safetensors"):
+    """Read one weight file by its name: .safetensors, .h5 (TF), .msgpack (Flax), else .bin.
+    The TF and Flax names come back as PyTorch's, their kernels transposed."""
+    path = os.fspath(path)
+    if path.endswith(".safetensors"):
         return read_safetensors(path)
+    if path.endswith(".h5"):
+        return read_tf_h5(path)
+    if path.endswith(".msgpack"):
+        return read_flax_msgpack(path)
     return read_torch_bin(path)
 
 
@@ -592,3 +625,171 @@ def _materialise(t, storage_arrays, path, key):
     if not array.dtype.isnative:  # a big-endian file
         array = array.astype(array.dtype.newbyteorder("="))
     return _bf16_to_f32(array) if array.dtype == np.uint16 else array  # uint16 = BF16 bits
+
+
+# ================================================================ TensorFlow and Flax names
+# Keras and Flax store a Dense kernel [in, out] (x @ kernel) where PyTorch's Linear stores its
+# weight [out, in]: kernels, and nothing else, are transposed. The renames of the last name
+# part are transformers 4.x's (convert_tf_weight_name_to_pt_weight_name for TF, the Flax ->
+# PyTorch loader for Flax); after them a name is PyTorch's and the key table above takes over.
+TF_LEAF_NAMES = {"kernel": "weight", "embeddings": "weight", "gamma": "weight", "beta": "bias"}
+FLAX_LEAF_NAMES = {"kernel": "weight", "embedding": "weight", "scale": "weight"}
+
+
+def tf_name_to_pt(tf_name: str) -> Tuple[str, bool]:
+    """A Keras variable name as PyTorch spells it, and whether its value must be transposed.
+
+    >>> tf_name_to_pt("tf_roberta_for_masked_lm/roberta/encoder/layer_._0/attention/self/query/kernel:0")
+    ('roberta.encoder.layer.0.attention.self.query.weight', True)
+    >>> tf_name_to_pt("tf_roberta_model_1/roberta/embeddings/position_embeddings/embeddings:0")
+    ('roberta.embeddings.position_embeddings.weight', False)
+    """
+    # ':0' is the variable's output index; `layer_._3` is how transformers' TF names list items
+    parts = tf_name.replace(":0", "").replace("_._", "/").split("/")
+    if len(parts) > 1:  # level zero: the Keras model's name, `_1`, `_2`... once a process made two
+        parts = parts[1:]
+    leaf = parts[-1]
+    return ".".join(parts[:-1] + [TF_LEAF_NAMES.get(leaf, leaf)]), leaf == "kernel"
+
+
+def flax_path_to_pt(path: Tuple[str, ...]) -> Tuple[str, bool]:
+    """A Flax params path as PyTorch spells it, and whether its value must be transposed.
+
+    >>> flax_path_to_pt(("roberta", "encoder", "layer", "0", "output", "LayerNorm", "scale"))
+    ('roberta.encoder.layer.0.output.LayerNorm.weight', False)
+    >>> flax_path_to_pt(("qa_outputs", "kernel"))
+    ('qa_outputs.weight', True)
+    """
+    *parents, leaf = path
+    return ".".join([*parents, FLAX_LEAF_NAMES.get(leaf, leaf)]), leaf == "kernel"
+
+
+def _optional_import(module, path):
+    """h5py and msgpack are imported when such a file is read, never by `import minirobera`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"reading {os.path.basename(path)} needs the {module} package, which "
+                          f"is not installed: pip install {module}") from None
+
+
+def _pt_named(pairs, path):  # (TF or Flax name, array, PyTorch name, transpose) -> {name: array}
+    tensors = {}
+    for own_name, value, name, transpose in pairs:
+        value = np.ascontiguousarray(value.T) if transpose else value
+        if name in tensors:  # TF's lm_head saves the embeddings it is tied to a second time
+            if not np.array_equal(tensors[name], value):
+                raise CheckpointError(f"{path} holds {own_name!r} twice, with different values")
+            continue
+        tensors[name] = value
+    return tensors
+
+
+# =============================================================================== tf_model.h5
+
+def read_tf_h5(path) -> Dict[str, np.ndarray]:
+    """All weights of a tf_model.h5 (TFRoberta*.save_pretrained), under PyTorch's names.
+
+    The file is Keras' save_weights HDF5: the root attribute `layer_names` lists the model's
+    layers, each a group whose attribute `weight_names` lists its variables by full name
+    ("tf_roberta_model/roberta/encoder/layer_._0/.../kernel:0"), each a dataset at that path in
+    the group. Layers without weights (dropout) list none; `top_level_model_weights` is empty.
+    The model then runs as PyTorch runs it: TFRobertaEmbeddings counted positions from a
+    hard-coded padding_idx 1, which only differs for checkpoints with another pad_token_id.
+    """
+    h5py = _optional_import("h5py", path)
+    path = os.fspath(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return _pt_named(((name, value) + tf_name_to_pt(name)
+                              for name, value in _keras_weights(f, path)), path)
+    except CheckpointError:
+        raise
+    except Exception as e:  # h5py's OSError for a truncated or non-HDF5 file, a KeyError, ...
+        raise CheckpointError(f"{path} is not a readable tf_model.h5 (truncated, corrupt or not "
+                              f"HDF5?): {type(e).__name__}: {e}") from None
+
+
+def _keras_weights(f, path):  # -> (variable name, array) in the file's order
+    layer_names = _keras_strings(f, "layer_names")
+    if not layer_names:
+        raise CheckpointError(f"{path} is an HDF5 file but not Keras weights (no 'layer_names' "
+                              f"attribute): was it saved by a TFRoberta* model's save_pretrained?")
+    for layer in layer_names:
+        group = f[layer]
+        for name in _keras_strings(group, "weight_names"):
+            yield name, group[name][()]
+
+
+def _keras_strings(obj, name):
+    """A Keras list attribute (str or bytes); over 64 KB Keras splits it into name0, name1..."""
+    if name in obj.attrs:
+        chunks = [obj.attrs[name]]
+    else:
+        chunks = []
+        while f"{name}{len(chunks)}" in obj.attrs:
+            chunks.append(obj.attrs[f"{name}{len(chunks)}"])
+    # an empty list is stored as an empty float array
+    return [s.decode("utf8") if isinstance(s, bytes) else str(s)
+            for chunk in chunks for s in np.atleast_1d(chunk)]
+
+
+# ======================================================================== flax_model.msgpack
+
+_FLAX_ARRAY = 1  # flax.serialization's msgpack ext type code for an ndarray
+_FLAX_CHUNKED = "__msgpack_chunked_array__"
+
+
+def read_flax_msgpack(path) -> Dict[str, np.ndarray]:
+    """All params of a flax_model.msgpack (FlaxRoberta*.save_pretrained), under PyTorch's names.
+
+    The file is flax.serialization's msgpack: nested maps of str keys ("roberta", "encoder",
+    "layer", "0", ..., "kernel") down to arrays, each an ext type 1 whose payload is msgpack of
+    (shape, dtype name, raw C-order bytes). An array over 2**30 bytes is split into the map
+    {"__msgpack_chunked_array__": True, "shape": {"0": d0, ...}, "chunks": {"0": flat0, ...}}.
+    FlaxRobertaModel's params have no "roberta" level (normalise_key takes both).
+    """
+    msgpack = _optional_import("msgpack", path)
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        tree = msgpack.unpackb(data, ext_hook=lambda code, payload: _flax_array(
+            msgpack, code, payload, path), raw=False, strict_map_key=False)
+        if not isinstance(tree, dict):
+            raise CheckpointError(f"{path} holds a msgpack {type(tree).__name__}, not the map of "
+                                  f"params a FlaxRoberta* model saves")
+        return _pt_named((("/".join(keys), value) + flax_path_to_pt(keys)
+                          for keys, value in _flax_leaves(tree, (), path)), path)
+    except CheckpointError:
+        raise
+    except Exception as e:  # msgpack's errors for a cut or junk file, a bad payload, ...
+        raise CheckpointError(f"{path} is not a readable flax_model.msgpack (truncated or "
+                              f"corrupt?): {type(e).__name__}: {e}") from None
+
+
+def _flax_array(msgpack, code, payload, path):  # an ext type -> ndarray (a read-only view)
+    if code != _FLAX_ARRAY:  # (flax's 2 and 3, complex numbers and scalars, are no params)
+        raise CheckpointError(f"{path}: msgpack ext type {code} is not a flax array")
+    shape, dtype, buffer = msgpack.unpackb(payload, raw=True)  # as flax reads it
+    dtype = dtype.decode()
+    if dtype == "bfloat16":  # flax's to_bf16 params; NumPy has no bfloat16
+        return _bf16_to_f32(np.frombuffer(buffer, "<u2")).reshape(shape)
+    return np.frombuffer(buffer, np.dtype(dtype).newbyteorder("<")).reshape(shape)
+
+
+def _flax_leaves(tree, prefix, path):  # -> (key path, array) for every leaf
+    for key, value in tree.items():
+        keys = prefix + (str(key),)
+        if isinstance(value, dict) and value.get(_FLAX_CHUNKED):  # 1-D pieces of a C-order array
+            pieces, shape = value["chunks"], value["shape"]
+            value = np.concatenate([pieces[str(i)] for i in range(len(pieces))]).reshape(
+                [shape[str(i)] for i in range(len(shape))])
+        if isinstance(value, dict):
+            yield from _flax_leaves(value, keys, path)
+        elif isinstance(value, np.ndarray):
+            yield keys, value
+        else:
+            raise CheckpointError(f"{path}: {'/'.join(keys)} is not an array but "
+                                  f"{type(value).__name__} {value!r:.40}: not a FlaxRoberta* "
+                                  f"checkpoint")

@@ -24,6 +24,8 @@ from typing import Any, Dict, Optional
 from .hub import cached_file
 from .layers import ACTIVATIONS
 
+# model types whose checkpoints are RoBERTa's architecture and key names (kept in config.json)
+SAME_ARCHITECTURE = ("xlm-roberta", "camembert")
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 
 
@@ -62,9 +64,11 @@ class RobertaConfig:
     def __init__(self, **kwargs):
         extra = dict(kwargs.pop("extra", None) or {})
         model_type = kwargs.pop("model_type", "roberta")
-        if model_type != "roberta":
+        if model_type in SAME_ARCHITECTURE:  # XLM-R and CamemBERT are RoBERTa with another vocab
+            extra["model_type"] = model_type
+        elif model_type != "roberta":
             raise ValueError(f"model_type is {model_type!r}; minirobera only runs model_type "
-                             f"'roberta' (XLM-R, CamemBERT etc. are not supported)")
+                             f"'roberta' (or {', '.join(SAME_ARCHITECTURE)}, the same architecture)")
         kwargs.pop("label2id", None)  # derived from id2label
         num_labels = kwargs.pop("num_labels", None)
         if kwargs.get("id2label") is None:
@@ -164,8 +168,8 @@ class RobertaConfig:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
         d["id2label"] = {str(k): v for k, v in self.id2label.items()}  # JSON keys are strings
         d["label2id"] = self.label2id
-        d.update(self.extra)
         d["model_type"] = "roberta"
+        d.update(self.extra)
         return dict(sorted(d.items()))
 
     def to_json_string(self) -> str:
@@ -200,9 +204,10 @@ class RobertaConfig:
         if not isinstance(d, dict):
             raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
         model_type = d.get("model_type", "roberta")
-        if model_type != "roberta":
+        if model_type != "roberta" and model_type not in SAME_ARCHITECTURE:
             raise ValueError(f"{path} describes a {model_type!r} model; minirobera only runs "
-                             f"model_type 'roberta' (XLM-R, CamemBERT etc. are not supported)")
+                             f"model_type 'roberta' (or {', '.join(SAME_ARCHITECTURE)}, the same "
+                             f"architecture)")
         return cls.from_dict(d)
 
     def save_pretrained(self, save_directory) -> str:

@@ -266,12 +266,18 @@ class RobertaPreTrainedModel:
 
     # ---------------------------------------------------------------------- files
     @classmethod
-    def from_pretrained(cls, path_or_repo_id, *, revision="main", config=None, **hub_kwargs):
-        """Load config.json and the weights (model.safetensors -> its index -> pytorch_model.bin)
-        from a folder or a hub repo id."""
+    def from_pretrained(cls, path_or_repo_id, *, revision="main", config=None, from_tf=False,
+                        from_flax=False, **hub_kwargs):
+        """Load config.json and the weights (model.safetensors -> its index -> pytorch_model.bin
+        -> its index -> tf_model.h5 -> flax_model.msgpack) from a folder or a hub repo id.
+
+        from_tf=True / from_flax=True load transformers 4.x's tf_model.h5 / flax_model.msgpack
+        even when PyTorch weights are there too (they need h5py / msgpack, not TF or JAX).
+        """
         if config is None:
             config = RobertaConfig.from_pretrained(path_or_repo_id, revision=revision, **hub_kwargs)
-        state_dict, source = load_state_dict(path_or_repo_id, revision=revision, **hub_kwargs)
+        state_dict, source = load_state_dict(path_or_repo_id, revision=revision, from_tf=from_tf,
+                                             from_flax=from_flax, **hub_kwargs)
         params, _report = params_from_state_dict(config, state_dict, cls.parts,
                                                  model_name=cls.__name__, source=source)
         return cls(config, params)

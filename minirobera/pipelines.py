@@ -75,10 +75,11 @@ def _load_model(model_class: str, name: str, revision: Optional[str], _stamp=Non
 
 @functools.lru_cache(maxsize=TOKENIZER_CACHE_SIZE)
 def _load_tokenizer(name: str, revision: Optional[str], _stamp=None):
-    """`RobertaTokenizer.from_pretrained(name)`, once per process (LRU); `_stamp` as above."""
-    from .tokenizer import RobertaTokenizer
+    """The folder's tokenizer class (RoBERTa's, XLM-R's or CamemBERT's, from its files and
+    config) `.from_pretrained(name)`, once per process (LRU); `_stamp` as above."""
+    from .xlm_roberta import load_tokenizer as load_any
     kwargs = {} if revision is None else {"revision": revision}
-    return RobertaTokenizer.from_pretrained(name, **kwargs)
+    return load_any(name, **kwargs)
 
 
 def _cache_key(name):

@@ -80,6 +80,17 @@ class RobertaTokenizer(BatchAPIMixin):
             merges = _bpe.read_merges_txt(os.fspath(merges))
         self.bpe = BytePairEncoder(vocab, _bpe.parse_merges(merges))
         self.add_prefix_space, self.trim_offsets = bool(add_prefix_space), bool(trim_offsets)
+        self._set_options(model_max_length, padding_side, truncation_side,
+                          clean_up_tokenization_spaces,
+                          dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
+                               sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
+                               mask_token=mask_token))
+        self._build_added_vocab(added_token_ids or {})
+        self._warned_too_long = False
+
+    def _set_options(self, model_max_length, padding_side, truncation_side,
+                     clean_up_tokenization_spaces, roles: dict, mask_lstrip: bool = True):
+        """Check and keep the options every tokenizer here shares; `roles` -> self._special."""
         self.model_max_length = int(model_max_length)
         for name, side in (("Padding", padding_side), ("Truncation", truncation_side)):
             if side not in ("right", "left"):  # transformers' check and message
@@ -88,15 +99,10 @@ class RobertaTokenizer(BatchAPIMixin):
         self.padding_side, self.truncation_side = padding_side, truncation_side
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self._special = {}  # role -> AddedToken
-        roles = dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
-                     sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                     mask_token=mask_token)
         for role in SPECIAL_TOKEN_ROLES:
-            token = _as_added_token(roles[role], default_lstrip=(role == "mask_token"))
+            token = _as_added_token(roles[role], default_lstrip=mask_lstrip and role == "mask_token")
             if token is not None:
                 self._special[role] = token
-        self._build_added_vocab(added_token_ids or {})
-        self._warned_too_long = False
 
     # -- special tokens ------------------------------------------------------------------
 

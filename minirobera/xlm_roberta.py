@@ -1,0 +1,324 @@
+"""XLMRobertaTokenizer and CamembertTokenizer: SentencePiece unigram under transformers' names.
+
+Owns what sits around the unigram model for XLM-R and CamemBERT, matching the
+tokenizers-backed transformers tokenizers (transformers 5) built from the same files:
+  * the fairseq ids: `<s>`=0, `<pad>`=1, `</s>`=2, `<unk>`=3, SentencePiece's pieces from its
+    id 3 on shifted by 1, `<mask>` last (XLM-R); CamemBERT's `<s>NOTUSED`, `<pad>`,
+    `</s>NOTUSED`, `<unk>`, `<unk>NOTUSED` (score -100) before every piece but the first,
+    its `<mask>` stripping the whitespace on its left;
+  * text -> ids: special tokens matched whole, the rest normalized with the model's
+    precompiled charsmap, split on whitespace, '▁' prepended, unigram Viterbi;
+  * offsets (code points of the original text, through the normalization) and word ids;
+  * decode (the Metaspace decoder), from_pretrained (`sentencepiece.bpe.model` or
+    `tokenizer.json`, plus tokenizer_config.json / special_tokens_map.json);
+  * `load_tokenizer`, which picks the tokenizer class from a folder's files and config.
+
+The template (`<s> A </s></s> B </s>`), truncation, padding and BatchEncoding come from
+batch_api.py / batching.py; special tokens from added_tokens.py.
+
+Leaves out: the SentencePiece algorithms themselves (sentencepiece.py), save_pretrained and
+explain (they raise NotImplementedError), adding tokens after construction, targets, and SentencePiece BPE models.
+
+>>> tok = XLMRobertaTokenizer([("▁Hi", -1.0), ("▁", -2.0), ("!", -3.0)])
+>>> enc = tok("Hi <mask>!", return_offsets_mapping=True)
+>>> enc["input_ids"], enc.tokens(), enc["offset_mapping"]
+([0, 4, 7, 5, 6, 2], ['<s>', '▁Hi', '<mask>', '▁', '!', '</s>'], [(0, 0), (0, 2), (3, 9), (9, 10), (9, 10), (0, 0)])
+>>> tok.decode(enc["input_ids"], skip_special_tokens=True)
+'Hi !'
+"""
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .added_tokens import build_added_vocab, split_on_added_tokens
+from .batching import _Sequence
+from .sentencepiece import (CharsMap, UnigramModel, metaspace_decode, metaspace_pieces, normalize,
+                            read_model_proto)
+from .tokenizer import RobertaTokenizer
+
+SPM_FILE = "sentencepiece.bpe.model"
+
+
+class XLMRobertaTokenizer(RobertaTokenizer):
+    """XLM-R's tokenizer: SentencePiece unigram + special tokens + templates, transformers-style.
+
+    Build it with `from_pretrained(folder_or_repo_id)`, or from the SentencePiece pieces
+    [(piece, score)] in SentencePiece's order from its id 3 on (the fairseq ids are made here).
+    """
+
+    vocab_files_names = {"vocab_file": SPM_FILE}
+    model_input_names = ["input_ids", "attention_mask"]
+    trim_offsets = False  # the template does not move spans (no RobertaProcessing here)
+
+    def __init__(self, pieces: Sequence[Tuple[str, float]] = (), *, precompiled_charsmap=b"",
+                 vocab: Optional[Sequence[Tuple[str, float]]] = None, unk_id: int = 3,
+                 bos_token="<s>", eos_token="</s>", sep_token="</s>", cls_token="<s>",
+                 unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                 add_prefix_space: bool = True, model_max_length: int = 512,
+                 padding_side: str = "right", truncation_side: str = "right",
+                 clean_up_tokenization_spaces: bool = False,
+                 added_token_ids: Optional[Dict[str, int]] = None):
+        if vocab is None:
+            vocab = self.fairseq_vocab(pieces, pad_token, unk_token, mask_token,
+                                       bos=str(bos_token), eos=str(eos_token))
+        self.model = UnigramModel(vocab, unk_id)
+        self.charsmap = precompiled_charsmap if isinstance(precompiled_charsmap, CharsMap) \
+            else CharsMap(precompiled_charsmap)
+        self.add_prefix_space = bool(add_prefix_space)
+        self._set_options(model_max_length, padding_side, truncation_side,
+                          clean_up_tokenization_spaces,
+                          dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
+                               sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
+                               mask_token=mask_token), mask_lstrip=self._mask_lstrip)
+        (self._added, self._added_ids, self._added_by_id, self._added_re,
+         self._maybe_added) = build_added_vocab(self._special.values(), self.model,
+                                                added_token_ids or {})
+        self._warned_too_long = False
+
+    _mask_lstrip = False  # transformers 5 builds XLM-R's <mask> without lstrip from the .model
+
+    @staticmethod
+    def fairseq_vocab(pieces, pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                      bos="<s>", eos="</s>") -> List[Tuple[str, float]]:
+        """The id-ordered vocab: XLM-R's four fairseq specials, the pieces, `<mask>` last.
+
+        >>> XLMRobertaTokenizer.fairseq_vocab([("▁a", -1.0)])
+        [('<s>', 0.0), ('<pad>', 0.0), ('</s>', 0.0), ('<unk>', 0.0), ('▁a', -1.0), ('<mask>', 0.0)]
+        """
+        return ([(bos, 0.0), (str(pad_token), 0.0), (eos, 0.0), (str(unk_token), 0.0)]
+                + [(p, float(s)) for p, s in pieces] + [(str(mask_token), 0.0)])
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of the unigram vocabulary (the fairseq specials and `<mask>` included)."""
+        return len(self.model.vocab)
+
+    def get_vocab(self) -> Dict[str, int]:
+        """{token string: id}.
+
+        >>> XLMRobertaTokenizer([("▁a", -1.0)]).get_vocab()["▁a"]
+        4
+        """
+        return {**self.model.token_to_id, **self._added_ids}
+
+    def _token_to_id(self, token: str) -> int:
+        if token in self._added_ids:
+            return self._added_ids[token]
+        return self.model.token_to_id.get(token, self.unk_token_id)
+
+    def _id_to_token(self, index: int) -> Optional[str]:
+        if index in self._added_by_id:
+            return self._added_by_id[index]
+        return self.model.vocab[index][0] if 0 <= index < len(self.model.vocab) else None
+
+    # -- text -> ids ---------------------------------------------------------------------------
+
+    def _pieces(self, text: str):
+        if self._maybe_added(text) is None:
+            return [(text, 0, None)] if text else []
+        return split_on_added_tokens(text, self._added_re, self._added)
+
+    def _fast_rows(self, pairs, plan, special_mask):
+        return None  # no shortcut: every text goes through _encode_sequence
+
+    def _text_ids(self, text: str) -> List[int]:
+        """Ids of one text, special tokens in it matched whole."""
+        seq = _Sequence([], [], [], [])
+        self._text_details(text, seq)
+        return seq.ids
+
+    def _text_details(self, text: str, seq: _Sequence, word: Optional[int] = None):
+        """Append one text's tokens to `seq`, with spans in `text` and word indices.
+
+        Every special token and every piece the pre-tokenizer makes is a word (unless
+        `word` fixes the index, for pre-split input).
+        """
+        next_word = (seq.words[-1] + 1) if (word is None and seq.words) else 0
+        for piece, start, token in self._pieces(text):
+            if token is not None:
+                seq.ids.append(self._added_ids[token.content])
+                seq.tokens.append(piece)
+                seq.spans.append((start, start + len(piece)))
+                seq.words.append(next_word if word is None else word)
+                next_word += 1
+                continue
+            normalized, spans = normalize(self.charsmap, piece)
+            for pre, pre_spans in metaspace_pieces(normalized, spans, self.add_prefix_space):
+                for i, s, e in self.model.encode_word(pre):
+                    seq.ids.append(i)
+                    seq.tokens.append(pre[s:e])
+                    seq.spans.append((start + pre_spans[s][0], start + pre_spans[e - 1][1]))
+                    seq.words.append(next_word if word is None else word)
+                next_word += 1
+
+    def convert_tokens_to_string(self, tokens: Sequence[str]) -> str:
+        """Token strings -> text: '▁' is a space, except in the first token (dropped there).
+
+        >>> XLMRobertaTokenizer().convert_tokens_to_string(["▁Hello", "▁wor", "ld"])
+        'Hello world'
+        """
+        return metaspace_decode(tokens, self.add_prefix_space)
+
+    # -- files -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, **kwargs) -> "XLMRobertaTokenizer":
+        """Load from a folder or hub repo: tokenizer.json, else sentencepiece.bpe.model, plus
+        tokenizer_config.json / special_tokens_map.json; kwargs override what they say.
+
+        >>> XLMRobertaTokenizer.from_pretrained("FacebookAI/xlm-roberta-base")("Hello")["input_ids"]
+        ... # doctest: +SKIP
+        [0, 35378, 2]
+        """
+        return cls(**_load_options(cls, path_or_repo_id, kwargs))
+
+    @classmethod
+    def _vocab_from_model(cls, pieces, options) -> List[Tuple[str, float]]:
+        """XLMRobertaConverter.vocab: SentencePiece's <unk>, <s>, </s> give way to the fairseq four."""
+        return cls.fairseq_vocab([(p, s) for p, s, _ in pieces[3:]], options.get("pad_token", "<pad>"),
+                                 options.get("unk_token", "<unk>"), options.get("mask_token", "<mask>"))
+
+    def explain(self, text: str) -> dict:
+        raise NotImplementedError(f"{type(self).__name__}.explain is not written yet; "
+                                  "minirobera.sentencepiece has the steps (normalize, "
+                                  "metaspace_pieces, UnigramModel.encode_word)")
+
+    def save_pretrained(self, save_directory):
+        raise NotImplementedError(f"{type(self).__name__}.save_pretrained is not written yet; "
+                                  "copy the folder it was loaded from instead")
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(vocab_size={self.vocab_size}, model_max_length="
+                f"{self.model_max_length}, add_prefix_space={self.add_prefix_space}, "
+                f"padding_side={self.padding_side!r}, truncation_side={self.truncation_side!r})")
+
+
+class CamembertTokenizer(XLMRobertaTokenizer):
+    """CamemBERT's tokenizer: XLM-R's, with CamemBERT's vocab layout and an lstrip `<mask>`.
+
+    Its `pieces` are SentencePiece's from id 1 on, so `<s>` and `</s>` get the pieces' ids:
+
+    >>> tok = CamembertTokenizer([("<s>", 0.0), ("</s>", 0.0), ("▁Hi", -1.0)])
+    >>> tok("Hi <mask>")["input_ids"], tok.convert_ids_to_tokens([0, 4, 5])
+    ([5, 7, 8, 6], ['<s>NOTUSED', '<unk>NOTUSED', '<s>'])
+    """
+
+    _mask_lstrip = True  # as transformers' CamembertTokenizer builds it
+
+    @staticmethod
+    def fairseq_vocab(pieces, pad_token="<pad>", unk_token="<unk>", mask_token="<mask>",
+                      bos="<s>NOTUSED", eos="</s>NOTUSED") -> List[Tuple[str, float]]:
+        """CamembertConverter.vocab: five fairseq entries ("<unk>NOTUSED" at -100, so never
+        chosen), the pieces, `<mask>` last. (The `<s>`/`</s>` ids are the pieces' own, if any.)
+
+        >>> [p for p, _ in CamembertTokenizer.fairseq_vocab([("▁a", -1.0)])]
+        ['<s>NOTUSED', '<pad>', '</s>NOTUSED', '<unk>', '<unk>NOTUSED', '▁a', '<mask>']
+        """
+        return ([("<s>NOTUSED", 0.0), (str(pad_token), 0.0), ("</s>NOTUSED", 0.0),
+                 (str(unk_token), 0.0), ("<unk>NOTUSED", -100.0)]
+                + [(p, float(s)) for p, s in pieces] + [(str(mask_token), 0.0)])
+
+    @classmethod
+    def _vocab_from_model(cls, pieces, options) -> List[Tuple[str, float]]:
+        return cls.fairseq_vocab([(p, s) for p, s, _ in pieces[1:]], options.get("pad_token", "<pad>"),
+                                 options.get("unk_token", "<unk>"), options.get("mask_token", "<mask>"))
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def _load_options(cls, path_or_repo_id, kwargs) -> dict:
+    """The constructor arguments of `cls` from a folder or hub repo's tokenizer files."""
+    from .hub import cached_file
+    from .tokenizer_files import _options_from_tokenizer_json, _read_config
+    hub_args = {k: kwargs.pop(k) for k in ("revision", "token", "local_files_only") if k in kwargs}
+
+    def find(name):
+        return cached_file(path_or_repo_id, name, required=False, **hub_args)
+
+    tokenizer_file, spm_file = find("tokenizer.json"), find(SPM_FILE)
+    options, fixed_ids = _options_from_tokenizer_json(tokenizer_file) if tokenizer_file else ({}, {})
+    options.pop("add_prefix_space", None)  # (a ByteLevel setting; Metaspace has prepend_scheme)
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        path = find(name)
+        if path:
+            options.update(_read_config(path, options))
+    options.update(kwargs)
+    if tokenizer_file:
+        with open(tokenizer_file, encoding="utf-8") as f:
+            spec = json.load(f)
+        model = spec.get("model") or {}
+        if model.get("type") != "Unigram":
+            raise ValueError(f"{tokenizer_file} holds a {model.get('type')!r} model; "
+                             f"{cls.__name__} needs a Unigram one")
+        options["vocab"] = [(p, s) for p, s in model["vocab"]]
+        options["unk_id"] = model.get("unk_id")
+        options["precompiled_charsmap"] = CharsMap.from_base64(_precompiled(spec.get("normalizer")))
+        options["added_token_ids"] = fixed_ids
+    elif spm_file:
+        proto = read_model_proto(spm_file)
+        if proto.model_type != 1:
+            raise ValueError(f"{spm_file} is a SentencePiece model of type {proto.model_type}; "
+                             f"only unigram models (type 1) are supported")
+        options["vocab"] = cls._vocab_from_model(proto.pieces, options)
+        options["precompiled_charsmap"] = proto.precompiled_charsmap
+    else:
+        raise FileNotFoundError(f"neither tokenizer.json nor {SPM_FILE} found in "
+                                f"{os.fspath(path_or_repo_id)!r}")
+    if options.get("model_max_length", 0) > 10 ** 20:
+        options["model_max_length"] = int(1e30)
+    return options
+
+
+def _precompiled(normalizer) -> Optional[str]:
+    """The base64 charsmap of a tokenizer.json normalizer (Precompiled, maybe in a Sequence)."""
+    if not normalizer:
+        return None
+    if normalizer.get("type") == "Precompiled":
+        return normalizer.get("precompiled_charsmap")
+    if normalizer.get("type") == "Sequence":
+        for inner in normalizer.get("normalizers", []):
+            found = _precompiled(inner)
+            if found:
+                return found
+        return None
+    raise ValueError(f"unsupported normalizer {normalizer.get('type')!r} in tokenizer.json; "
+                     f"only Precompiled is implemented")
+
+
+TOKENIZER_CLASSES = {"xlm-roberta": XLMRobertaTokenizer, "camembert": CamembertTokenizer,
+                     "XLMRobertaTokenizer": XLMRobertaTokenizer,
+                     "XLMRobertaTokenizerFast": XLMRobertaTokenizer,
+                     "CamembertTokenizer": CamembertTokenizer,
+                     "CamembertTokenizerFast": CamembertTokenizer}
+
+
+def tokenizer_class_for(path_or_repo_id, **hub_args):
+    """The tokenizer class a folder or repo wants: tokenizer_config.json's tokenizer_class,
+    else config.json's model_type, else XLM-R's if it has sentencepiece.bpe.model, else
+    RobertaTokenizer."""
+    from .hub import cached_file
+    for name, key in (("tokenizer_config.json", "tokenizer_class"), ("config.json", "model_type")):
+        path = cached_file(path_or_repo_id, name, required=False, **hub_args)
+        if path:
+            with open(path, encoding="utf-8") as f:
+                value = json.load(f).get(key)
+            if value in TOKENIZER_CLASSES:
+                return TOKENIZER_CLASSES[value]
+            if value in ("roberta", "RobertaTokenizer", "RobertaTokenizerFast"):
+                return RobertaTokenizer
+    if cached_file(path_or_repo_id, SPM_FILE, required=False, **hub_args):
+        return XLMRobertaTokenizer
+    return RobertaTokenizer
+
+
+def load_tokenizer(path_or_repo_id, **kwargs):
+    """from_pretrained of the class tokenizer_class_for picks.
+
+    >>> load_tokenizer("FacebookAI/xlm-roberta-base")  # doctest: +SKIP
+    XLMRobertaTokenizer(vocab_size=250002, model_max_length=512, ...)
+    """
+    hub_args = {k: kwargs[k] for k in ("revision", "token", "local_files_only") if k in kwargs}
+    return tokenizer_class_for(path_or_repo_id, **hub_args).from_pretrained(path_or_repo_id, **kwargs)
+
+
