@@ -141,7 +141,7 @@ class CharsMap:
     """
 
     def __init__(self, blob: bytes):
-        blob = bytes(blob)
+        self.blob = blob = bytes(blob)  # kept for save_pretrained (tokenizer.json holds it)
         if not blob:
             self.units, self.targets = (), b""
         else:
@@ -482,6 +482,6 @@ class UnigramModel:
         out.reverse()
         # a fused run that spells a vocab piece gets that piece's id, as the reference
         out = [(ids.get(word[s:e], i) if i == self.unk_id else i, s, e) for i, s, e in out]
-        if len(self._cache) < 50_000:
+        if len(self._cache) < 50_000 and n < 256:  # bounded, long words never kept (as bpe.py)
             self._cache[word] = out
         return out

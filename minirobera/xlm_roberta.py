@@ -16,8 +16,9 @@ tokenizers-backed transformers tokenizers (transformers 5) built from the same f
 The template (`<s> A </s></s> B </s>`), truncation, padding and BatchEncoding come from
 batch_api.py / batching.py; special tokens from added_tokens.py.
 
-Leaves out: the SentencePiece algorithms themselves (sentencepiece.py), save_pretrained and
-explain (they raise NotImplementedError), adding tokens after construction, targets, and SentencePiece BPE models.
+Leaves out: the SentencePiece algorithms themselves (sentencepiece.py), writing a .model file
+(save_pretrained writes tokenizer.json), adding tokens after construction, and SentencePiece
+BPE models.
 
 >>> tok = XLMRobertaTokenizer([("▁Hi", -1.0), ("▁", -2.0), ("!", -3.0)])
 >>> enc = tok("Hi <mask>!", return_offsets_mapping=True)
@@ -27,6 +28,7 @@ explain (they raise NotImplementedError), adding tokens after construction, targ
 'Hi !'
 """
 
+import base64
 import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -180,13 +182,62 @@ class XLMRobertaTokenizer(RobertaTokenizer):
                                  options.get("unk_token", "<unk>"), options.get("mask_token", "<mask>"))
 
     def explain(self, text: str) -> dict:
-        raise NotImplementedError(f"{type(self).__name__}.explain is not written yet; "
-                                  "minirobera.sentencepiece has the steps (normalize, "
-                                  "metaspace_pieces, UnigramModel.encode_word)")
+        """Every step from text to ids: special-token split, the charsmap normalization, the
+        pre-tokens with '▁', each one's best segmentation (its pieces and their scores), the
+        template. The same layout as RobertaTokenizer.explain.
 
-    def save_pretrained(self, save_directory):
-        raise NotImplementedError(f"{type(self).__name__}.save_pretrained is not written yet; "
-                                  "copy the folder it was loaded from instead")
+        >>> steps = XLMRobertaTokenizer([("▁Hi", -1.0), ("▁", -2.0), ("!", -3.0)]).explain("Hi!")
+        >>> steps["pieces"][0]["words"]
+        [{'pre_token': '▁Hi!', 'pieces': [('▁Hi', -1.0), ('!', -3.0)], 'ids': [4, 6]}]
+        >>> steps["input_ids"]
+        [0, 4, 6, 2]
+        """
+        self._check_text(text)
+        out = []
+        for piece, start, token in self._pieces(text):
+            if token is not None:
+                out.append({"kind": "special", "text": piece, "start": start,
+                            "lstrip": token.lstrip, "id": self._added_ids[token.content]})
+                continue
+            normalized, spans = normalize(self.charsmap, piece)
+            words = [{"pre_token": pre, "pieces": [(pre[s:e], self.model.vocab[i][1])
+                                                   for i, s, e in self.model.encode_word(pre)],
+                      "ids": [i for i, _, _ in self.model.encode_word(pre)]}
+                     for pre, _ in metaspace_pieces(normalized, spans, self.add_prefix_space)]
+            out.append({"kind": "text", "text": piece, "start": start, "normalized": normalized,
+                        "words": words, "ids": [i for w in words for i in w["ids"]]})
+        ids = [i for p in out for i in ([p["id"]] if p["kind"] == "special" else p["ids"])]
+        return {"text": text, "pieces": out, "ids": ids,
+                "input_ids": self.build_inputs_with_special_tokens(ids)}
+
+    def save_pretrained(self, save_directory) -> Tuple[str, ...]:
+        """Write tokenizer.json (what transformers' converter makes of the .model file) and
+        tokenizer_config.json; the folder loads here and in transformers alike.
+
+        >>> import tempfile
+        >>> tok = XLMRobertaTokenizer([("▁Hi", -1.0), ("!", -3.0)])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = tok.save_pretrained(folder)
+        ...     XLMRobertaTokenizer.from_pretrained(folder)("Hi!")["input_ids"]
+        [0, 4, 5, 2]
+        """
+        os.makedirs(save_directory, exist_ok=True)
+        config = {"add_prefix_space": self.add_prefix_space,
+                  "model_max_length": self.model_max_length, "padding_side": self.padding_side,
+                  "truncation_side": self.truncation_side,
+                  "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+                  **self.special_tokens_map, "tokenizer_class": type(self).__name__,
+                  # as transformers writes it; without the key its CamembertTokenizer would add
+                  # <s>NOTUSED, </s>NOTUSED and <unk>NOTUSED as special tokens of its own
+                  "extra_special_tokens": [self.cls_token, self.sep_token]}
+        files = {"tokenizer.json": json.dumps(unigram_tokenizer_json(self), ensure_ascii=False),
+                 "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False) + "\n"}
+        paths = []
+        for name, content in files.items():
+            paths.append(os.path.join(os.fspath(save_directory), name))
+            with open(paths[-1], "w", encoding="utf-8") as f:
+                f.write(content)
+        return tuple(paths)
 
     def __repr__(self):
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, model_max_length="
@@ -226,6 +277,38 @@ class CamembertTokenizer(XLMRobertaTokenizer):
 
 
 # --- files -------------------------------------------------------------------------------------
+
+def unigram_tokenizer_json(tok) -> dict:
+    """The tokenizers-library JSON of an XLM-R / CamemBERT tokenizer, as transformers'
+    converter writes it: Precompiled normalizer, WhitespaceSplit + Metaspace, the
+    `<s> A </s></s> B </s>` template, the Unigram vocab with its scores."""
+    added = [{"id": tok._added_ids[t.content], "content": t.content, "single_word": False,
+              "lstrip": t.lstrip, "rstrip": t.rstrip, "normalized": t.normalized,
+              "special": True} for t in tok._added.values()]
+    metaspace = {"type": "Metaspace", "replacement": "\u2581",
+                 "prepend_scheme": "always" if tok.add_prefix_space else "never", "split": True}
+    bos, eos = tok.cls_token, tok.sep_token
+    a, b = ({"Sequence": {"id": name, "type_id": 0}} for name in "AB")
+    s, e = ({"SpecialToken": {"id": token, "type_id": 0}} for token in (bos, eos))
+    blob = tok.charsmap.blob
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": sorted(added, key=lambda t: t["id"]),
+        "normalizer": {"type": "Precompiled",
+                       "precompiled_charsmap": base64.b64encode(blob).decode()} if blob else None,
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                                                                 metaspace]},
+        "post_processor": {"type": "TemplateProcessing", "single": [s, a, e],
+                           "pair": [s, a, e, e, b, e],
+                           "special_tokens": {token: {"id": token, "ids": [tok._token_to_id(token)],
+                                                      "tokens": [token]}
+                                              for token in sorted({bos, eos})}},
+        "decoder": metaspace,
+        "model": {"type": "Unigram", "unk_id": tok.model.unk_id,
+                  "vocab": [[piece, score] for piece, score in tok.model.vocab],
+                  "byte_fallback": False},
+    }
+
 
 def _load_options(cls, path_or_repo_id, kwargs) -> dict:
     """The constructor arguments of `cls` from a folder or hub repo's tokenizer files."""

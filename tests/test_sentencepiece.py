@@ -183,3 +183,32 @@ def test_tokenizer_json_loads_the_same(live, kind, tmp_path):
     from_model = load(kind, Path(live[kind].name_or_path))
     for row in REFERENCE[kind]["strings"][:400]:
         assert from_json.encode(row["text"]) == row["ids"] == from_model.encode(row["text"])
+
+
+@pytest.mark.parametrize("kind", sorted(CLASSES))
+def test_save_pretrained_writes_the_reference_tokenizer_json(live, kind, model_dir, tmp_path):
+    """Our tokenizer.json is the one transformers writes for the same .model file, and both
+    our loader and transformers read our folder back to the same ids."""
+    ours = load(kind, model_dir)
+    ours.save_pretrained(tmp_path / "ours")
+    live[kind].save_pretrained(tmp_path / "theirs")
+    written = json.loads((tmp_path / "ours" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert written == json.loads((tmp_path / "theirs" / "tokenizer.json").read_text(encoding="utf-8"))
+    transformers = pytest.importorskip("transformers")
+    again = CLASSES[kind].from_pretrained(tmp_path / "ours")
+    theirs = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "ours"))
+    assert type(theirs).__name__.startswith(type(ours).__name__)
+    for row in REFERENCE[kind]["strings"][:300]:
+        assert again.encode(row["text"]) == theirs.encode(row["text"]) == row["ids"], row["text"]
+
+
+@pytest.mark.parametrize("kind", sorted(CLASSES))
+def test_explain_agrees_with_encode(kind, model_dir):
+    tok = load(kind, model_dir)
+    for row in REFERENCE[kind]["strings"][:300]:
+        steps = tok.explain(row["text"])
+        assert steps["input_ids"] == row["ids"], row["text"]
+        for piece in steps["pieces"]:
+            if piece["kind"] == "text":  # the pieces spell the pre-token
+                assert all("".join(p for p, _ in w["pieces"]) == w["pre_token"]
+                           for w in piece["words"])
