@@ -1,6 +1,6 @@
 """Set-up shared by the notebooks in notebooks/: which checkpoint to run, which vocab to use.
 
-Owns three decisions every walkthrough makes in its first cell, so that all seven make them
+Owns three decisions every walkthrough makes in its first cell, so that all eight make them
 the same way and say so plainly:
 
     choose_checkpoint()      roberta-base when it is in the Hugging Face cache or the hub

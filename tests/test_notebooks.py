@@ -1,4 +1,4 @@
-"""The walkthroughs in notebooks/: all seven exist, run top to bottom, and are committed clean.
+"""The walkthroughs in notebooks/: all eight exist, run top to bottom, and are committed clean.
 
 Running: each notebook executes headless in a fresh kernel of THIS interpreter (nbclient +
 ipykernel), any cell error fails the test, with
@@ -40,13 +40,14 @@ EXPECTED = [
     "05_checkpoints_and_the_hub",
     "06_speed",
     "07_the_roberta_recipe",
+    "08_bpe_vs_unigram",
 ]
 CELL_TIMEOUT = 120      # seconds, per cell (nbclient)
 NOTEBOOK_BUDGET = 60    # seconds, per notebook, in quick mode on 2 busy cores
 KERNEL_NAME = "minirobera-notebook-test"
 
 
-def test_the_seven_notebooks_are_there():
+def test_the_eight_notebooks_are_there():
     assert sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")) == EXPECTED
 
 
