@@ -40,16 +40,22 @@ def text_details(pieces, seq: _Sequence, bpe, added_ids: Dict[str, int], add_pre
     next_word = (seq.words[-1] + 1) if (word is None and seq.words) else 0
     for piece, start, token in pieces:
         if token is not None:
-            seq.ids.append(added_ids[token.content])
-            seq.tokens.append(piece)
-            seq.spans.append((start, start + len(piece)))
-            seq.words.append(next_word if word is None else word)
+            add_special(seq, added_ids[token.content], piece, start,
+                        next_word if word is None else word)
             next_word += 1
             continue
         shift = 1 if add_prefix_space and piece[0] != " " else 0
         for pre, s, e in pre_tokenize_spans(" " * shift + piece):
             word_details(bpe, pre, s, start, shift, seq, next_word if word is None else word)
             next_word += 1
+
+
+def add_special(seq: _Sequence, token_id: int, piece: str, start: int, word: int):
+    """Append one special token, as written in the text at `start`, to `seq` (it is a word)."""
+    seq.ids.append(token_id)
+    seq.tokens.append(piece)
+    seq.spans.append((start, start + len(piece)))
+    seq.words.append(word)
 
 
 def word_details(bpe, pre: str, s: int, base: int, shift: int, seq: _Sequence, word: int):

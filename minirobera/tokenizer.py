@@ -85,11 +85,13 @@ class RobertaTokenizer(BatchAPIMixin):
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
                                sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
                                mask_token=mask_token))
-        self._build_added_vocab(added_token_ids or {})
+        self._build_added_vocab(self.bpe, added_token_ids or {})
         self._warned_too_long = False
 
+    _mask_lstrip = True  # <mask> swallows the whitespace on its left unless a file says not
+
     def _set_options(self, model_max_length, padding_side, truncation_side,
-                     clean_up_tokenization_spaces, roles: dict, mask_lstrip: bool = True):
+                     clean_up_tokenization_spaces, roles: dict):
         """Check and keep the options every tokenizer here shares; `roles` -> self._special."""
         self.model_max_length = int(model_max_length)
         for name, side in (("Padding", padding_side), ("Truncation", truncation_side)):
@@ -100,16 +102,18 @@ class RobertaTokenizer(BatchAPIMixin):
         self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
         self._special = {}  # role -> AddedToken
         for role in SPECIAL_TOKEN_ROLES:
-            token = _as_added_token(roles[role], default_lstrip=mask_lstrip and role == "mask_token")
+            lstrip = self._mask_lstrip and role == "mask_token"
+            token = _as_added_token(roles[role], default_lstrip=lstrip)
             if token is not None:
                 self._special[role] = token
 
     # -- special tokens ------------------------------------------------------------------
 
-    def _build_added_vocab(self, fixed_ids: Dict[str, int]):
-        """Give every special token an id and compile the regex that finds them in text."""
+    def _build_added_vocab(self, model, fixed_ids: Dict[str, int]):
+        """Give every special token an id on top of `model`'s vocab (its `encoder` / `decoder`)
+        and compile the regex that finds them in text."""
         (self._added, self._added_ids, self._added_by_id, self._added_re,
-         self._maybe_added) = build_added_vocab(self._special.values(), self.bpe, fixed_ids)
+         self._maybe_added) = build_added_vocab(self._special.values(), model, fixed_ids)
 
     def __getattr__(self, name):
         # bos_token, ..., mask_token and their *_id twins

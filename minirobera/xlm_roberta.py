@@ -33,11 +33,13 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .added_tokens import build_added_vocab, split_on_added_tokens
+from .added_tokens import split_on_added_tokens
 from .batching import _Sequence
+from .offsets import add_special
 from .sentencepiece import (CharsMap, UnigramModel, metaspace_decode, metaspace_pieces, normalize,
                             read_model_proto)
 from .tokenizer import RobertaTokenizer
+from .tokenizer_files import added_tokens_json, base_config, read_files, write_files
 
 SPM_FILE = "sentencepiece.bpe.model"
 
@@ -72,10 +74,8 @@ class XLMRobertaTokenizer(RobertaTokenizer):
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
                                sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token), mask_lstrip=self._mask_lstrip)
-        (self._added, self._added_ids, self._added_by_id, self._added_re,
-         self._maybe_added) = build_added_vocab(self._special.values(), self.model,
-                                                added_token_ids or {})
+                               mask_token=mask_token))
+        self._build_added_vocab(self.model, added_token_ids or {})
         self._warned_too_long = False
 
     _mask_lstrip = False  # transformers 5 builds XLM-R's <mask> without lstrip from the .model
@@ -139,10 +139,8 @@ class XLMRobertaTokenizer(RobertaTokenizer):
         next_word = (seq.words[-1] + 1) if (word is None and seq.words) else 0
         for piece, start, token in self._pieces(text):
             if token is not None:
-                seq.ids.append(self._added_ids[token.content])
-                seq.tokens.append(piece)
-                seq.spans.append((start, start + len(piece)))
-                seq.words.append(next_word if word is None else word)
+                add_special(seq, self._added_ids[token.content], piece, start,
+                            next_word if word is None else word)
                 next_word += 1
                 continue
             normalized, spans = normalize(self.charsmap, piece)
@@ -221,23 +219,12 @@ class XLMRobertaTokenizer(RobertaTokenizer):
         ...     XLMRobertaTokenizer.from_pretrained(folder)("Hi!")["input_ids"]
         [0, 4, 5, 2]
         """
-        os.makedirs(save_directory, exist_ok=True)
-        config = {"add_prefix_space": self.add_prefix_space,
-                  "model_max_length": self.model_max_length, "padding_side": self.padding_side,
-                  "truncation_side": self.truncation_side,
-                  "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
-                  **self.special_tokens_map, "tokenizer_class": type(self).__name__,
-                  # as transformers writes it; without the key its CamembertTokenizer would add
-                  # <s>NOTUSED, </s>NOTUSED and <unk>NOTUSED as special tokens of its own
-                  "extra_special_tokens": [self.cls_token, self.sep_token]}
-        files = {"tokenizer.json": json.dumps(unigram_tokenizer_json(self), ensure_ascii=False),
-                 "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False) + "\n"}
-        paths = []
-        for name, content in files.items():
-            paths.append(os.path.join(os.fspath(save_directory), name))
-            with open(paths[-1], "w", encoding="utf-8") as f:
-                f.write(content)
-        return tuple(paths)
+        # extra_special_tokens as transformers writes it; without the key its
+        # CamembertTokenizer would add <s>NOTUSED, </s>NOTUSED and <unk>NOTUSED as specials
+        config = {**base_config(self), "extra_special_tokens": [self.cls_token, self.sep_token]}
+        return write_files(save_directory, {
+            "tokenizer.json": json.dumps(unigram_tokenizer_json(self), ensure_ascii=False),
+            "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False) + "\n"})
 
     def __repr__(self):
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, model_max_length="
@@ -282,9 +269,6 @@ def unigram_tokenizer_json(tok) -> dict:
     """The tokenizers-library JSON of an XLM-R / CamemBERT tokenizer, as transformers'
     converter writes it: Precompiled normalizer, WhitespaceSplit + Metaspace, the
     `<s> A </s></s> B </s>` template, the Unigram vocab with its scores."""
-    added = [{"id": tok._added_ids[t.content], "content": t.content, "single_word": False,
-              "lstrip": t.lstrip, "rstrip": t.rstrip, "normalized": t.normalized,
-              "special": True} for t in tok._added.values()]
     metaspace = {"type": "Metaspace", "replacement": "\u2581",
                  "prepend_scheme": "always" if tok.add_prefix_space else "never", "split": True}
     bos, eos = tok.cls_token, tok.sep_token
@@ -293,7 +277,7 @@ def unigram_tokenizer_json(tok) -> dict:
     blob = tok.charsmap.blob
     return {
         "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": sorted(added, key=lambda t: t["id"]),
+        "added_tokens": added_tokens_json(tok),
         "normalizer": {"type": "Precompiled",
                        "precompiled_charsmap": base64.b64encode(blob).decode()} if blob else None,
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
@@ -312,21 +296,8 @@ def unigram_tokenizer_json(tok) -> dict:
 
 def _load_options(cls, path_or_repo_id, kwargs) -> dict:
     """The constructor arguments of `cls` from a folder or hub repo's tokenizer files."""
-    from .hub import cached_file
-    from .tokenizer_files import _options_from_tokenizer_json, _read_config
-    hub_args = {k: kwargs.pop(k) for k in ("revision", "token", "local_files_only") if k in kwargs}
-
-    def find(name):
-        return cached_file(path_or_repo_id, name, required=False, **hub_args)
-
-    tokenizer_file, spm_file = find("tokenizer.json"), find(SPM_FILE)
-    options, fixed_ids = _options_from_tokenizer_json(tokenizer_file) if tokenizer_file else ({}, {})
-    options.pop("add_prefix_space", None)  # (a ByteLevel setting; Metaspace has prepend_scheme)
-    for name in ("special_tokens_map.json", "tokenizer_config.json"):
-        path = find(name)
-        if path:
-            options.update(_read_config(path, options))
-    options.update(kwargs)
+    paths, options, fixed_ids = read_files(path_or_repo_id, ("tokenizer.json", SPM_FILE), kwargs)
+    tokenizer_file, spm_file = paths.values()
     if tokenizer_file:
         with open(tokenizer_file, encoding="utf-8") as f:
             spec = json.load(f)
