@@ -38,11 +38,13 @@ True
 """
 
 import collections
+import copy
 import fnmatch
 import importlib
 import json
 import os
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -51,10 +53,7 @@ from typing import Dict, Iterable, Tuple
 import numpy as np
 
 from .hub import cached_file
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, is unsafe, or does not fit the config."""
+from .limits import BUDGET_FLOOR, CheckpointError, ReadLimits, check_strided, read_at_most
 
 
 # ===================================================================== the key table
@@ -167,6 +166,47 @@ def _ignored(key, config, parts):
     return any(fnmatch.fnmatchcase(key, pattern) and when[cond] for pattern, cond, _ in IGNORED)
 
 
+def read_limits(config, parts, source) -> ReadLimits:
+    """What a checkpoint for a model with `parts` may hold, from the config alone: the shape
+    of every tensor the table names (layer i's rows are layer 0's, so a config claiming 10**9
+    layers costs nothing here), no other tensor larger than the largest of those, and twice
+    their float32 bytes (+ BUDGET_FLOOR) for whatever the readers copy or inflate.
+
+    >>> from minirobera.config import RobertaConfig
+    >>> limits = read_limits(RobertaConfig(num_hidden_layers=10**9), ("encoder",), "x.bin")
+    >>> limits.expected("roberta.encoder.layer.123456.output.dense.weight"), limits.largest
+    ((768, 3072), 38603520)
+    """
+    one = copy.copy(config)
+    one.num_hidden_layers = min(config.num_hidden_layers, 1)
+    shapes = {name: shape for name, _path, shape, _part in table_rows(one, parts)}
+    nbytes = {name: 4 * int(np.prod(shape, dtype=object)) for name, shape in shapes.items()}
+    layer = sum(n for name, n in nbytes.items() if name.startswith("encoder.layer.0."))
+    total = sum(nbytes.values()) + max(config.num_hidden_layers - 1, 0) * layer
+
+    def expected(name):
+        name = normalise_key(name)
+        m = re.fullmatch(r"encoder\.layer\.(\d{1,9})\.(.*)", name)
+        if m:
+            if int(m[1]) >= config.num_hidden_layers:
+                return None
+            name = f"encoder.layer.0.{m[2]}"
+        return shapes.get(name)
+    return ReadLimits(source, 2 * total + BUDGET_FLOOR, expected, max(nbytes.values()) // 4,
+                      describe=f"hidden_size={config.hidden_size}, vocab_size="
+                               f"{config.vocab_size}, num_labels={config.num_labels}")
+
+
+def checkpoint_layers(state_dict) -> int:
+    """How many encoder layers a state dict holds: 1 + the highest `encoder.layer.N.` index.
+
+    >>> checkpoint_layers({"roberta.encoder.layer.11.output.dense.bias": 0, "lm_head.bias": 0})
+    12
+    """
+    found = [re.match(r"encoder\.layer\.(\d{1,9})\.", normalise_key(k)) for k in state_dict]
+    return max((int(m[1]) + 1 for m in found if m), default=0)
+
+
 # ======================================================================= state dict <-> params
 
 def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
@@ -178,6 +218,15 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
     unexpected keys give a warning; a wrong shape is an error naming both shapes.
     """
     by_name = _by_name(state_dict, parts, source)
+    have = checkpoint_layers(state_dict)
+    if "encoder" in parts and have < config.num_hidden_layers:
+        # before the table is expanded: a config claiming 10**9 layers fails here, at once
+        fewer = copy.copy(config)
+        fewer.num_hidden_layers = have + 1
+        missing = [name for name, *_ in table_rows(fewer, ("encoder",)) if name not in by_name]
+        if config.num_hidden_layers > have + 1:
+            missing.append(f"... and layers {have + 1}-{config.num_hidden_layers - 1}")
+        raise _lacks(source, model_name, config, missing, sorted(k for k, _ in by_name.values()))
     params, used, missing, fresh = {}, set(), [], []
     rng = np.random.default_rng() if rng is None else rng
     for name, path, shape, part in table_rows(config, parts):
@@ -190,17 +239,21 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
         _set(params, path, _as_float32(key, value, shape, source, config))
     if missing:
         # what the file has instead tells a BERT (`bert.`) or a deeper model (`layer.12`) apart
-        unused = sorted(by_name[n][0] for n in by_name if n not in used)
-        instead = f" Unused in it: {_short(unused, 3)}." if unused else ""
-        raise CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}. "
-                              f"Is it a RoBERTa checkpoint with num_hidden_layers="
-                              f"{config.num_hidden_layers}?{instead}")
+        raise _lacks(source, model_name, config, missing,
+                     sorted(by_name[n][0] for n in by_name if n not in used))
     _layers_as_list(params)
     _tie(params, config, parts)
     unexpected = sorted({by_name[n][0] for n in by_name
                          if n not in used and not _ignored(n, config, parts)})
     _warn(model_name, source, unexpected, fresh)
     return params, {"missing": missing, "unexpected": unexpected, "initialised": fresh}
+
+
+def _lacks(source, model_name, config, missing, unused):
+    instead = f" Unused in it: {_short(unused, 3)}." if unused else ""
+    return CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}. "
+                           f"Is it a RoBERTa checkpoint with num_hidden_layers="
+                           f"{config.num_hidden_layers}?{instead}")
 
 
 def _by_name(state_dict, parts, source):  # {file key: array} -> {table name: (file key, array)}
@@ -319,11 +372,12 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
 
 
 def load_state_dict(path_or_repo_id, *, revision="main", from_tf=False, from_flax=False,
-                    **hub_kwargs):
+                    limits=None, **hub_kwargs):
     """Find and read the weights of a folder or hub repo; return ({key: array}, source path).
 
     With from_tf=True (from_flax=True) only tf_model.h5 (flax_model.msgpack) is looked for, as
-    in transformers, even when the folder has PyTorch weights too.
+    in transformers, even when the folder has PyTorch weights too. `limits` (read_limits of
+    the config) bounds what the files may declare; without it each file is bounded by its size.
     """
     if from_tf and from_flax:
         raise ValueError("from_tf=True and from_flax=True exclude each other: pick the one file "
@@ -335,8 +389,8 @@ def load_state_dict(path_or_repo_id, *, revision="main", from_tf=False, from_fla
         if path is None:
             continue
         if filename.endswith(".index.json"):
-            return _read_sharded(path_or_repo_id, path, revision, hub_kwargs), path
-        return read_weights(path), path
+            return _read_sharded(path_or_repo_id, path, revision, hub_kwargs, limits), path
+        return read_weights(path, limits and limits.at(path)), path
     where = os.fspath(path_or_repo_id)
     if from_tf or from_flax:
         raise FileNotFoundError(f"{'from_tf' if from_tf else 'from_flax'}=True but there is no "
@@ -345,34 +399,52 @@ def load_state_dict(path_or_repo_id, *, revision="main", from_tf=False, from_fla
     raise FileNotFoundError(f"no weights found in {where!r}: looked for {', '.join(WEIGHT_FILES)}")
 
 
-def read_weights(path) -> Dict[str, np.ndarray]:
+def read_weights(path, limits=None) -> Dict[str, np.ndarray]:
     """Read one weight file by its name: .safetensors, .h5 (TF), .msgpack (Flax), else .bin.
     The TF and Flax names come back as PyTorch's, their kernels transposed."""
     path = os.fspath(path)
+    limits = limits or ReadLimits.for_file(path)
     if path.endswith(".safetensors"):
-        return read_safetensors(path)
+        return read_safetensors(path, limits)
     if path.endswith(".h5"):
-        return read_tf_h5(path)
+        return read_tf_h5(path, limits)
     if path.endswith(".msgpack"):
-        return read_flax_msgpack(path)
-    return read_torch_bin(path)
+        return read_flax_msgpack(path, limits)
+    return read_torch_bin(path, limits)
 
 
-def _read_sharded(path_or_repo_id, index_path, revision, hub_kwargs):
-    try:
-        with open(index_path, encoding="utf-8") as f:
-            weight_map = json.load(f)["weight_map"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{index_path} is not a valid shard index: {e!r}") from None
+def _read_sharded(path_or_repo_id, index_path, revision, hub_kwargs, limits):
+    weight_map = _shard_index(index_path)
     tensors = {}
     for shard in sorted(set(weight_map.values())):
         path = cached_file(path_or_repo_id, shard, revision=revision, **hub_kwargs)
-        tensors.update(read_weights(path))
+        tensors.update(read_weights(path, limits and limits.at(path)))
     absent = sorted(set(weight_map) - set(tensors))
     if absent:
         raise CheckpointError(f"{index_path} lists tensors its shards do not hold: "
                               f"{_short(absent)}")
     return tensors
+
+
+def _shard_index(index_path) -> Dict[str, str]:
+    """{tensor name: shard file name} of a *.index.json; a shard is a weight file in the same
+    folder (no path: nothing outside the repo is read through an index)."""
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{index_path} is not a valid shard index (not JSON): {e}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict):
+        raise CheckpointError(f"{index_path}: 'weight_map' must be an object mapping tensor names "
+                              f"to shard files, got {type(weight_map).__name__}")
+    for name, shard in weight_map.items():
+        if not (isinstance(shard, str) and re.fullmatch(r"[\w.\-]{1,255}", shard)
+                and shard not in (".", "..")
+                and shard.endswith((".safetensors", ".bin", ".h5", ".msgpack"))):
+            raise CheckpointError(f"{index_path}: weight_map[{name!r}] = {shard!r:.80} is not the "
+                                  f"name of a weight file beside the index")
+    return weight_map
 
 
 # ============================================================================ safetensors
@@ -382,7 +454,7 @@ _SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64,
                        "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_}
 
 
-def read_safetensors(path) -> Dict[str, np.ndarray]:
+def read_safetensors(path, limits=None) -> Dict[str, np.ndarray]:
     """All tensors of a .safetensors file; float32 ones are read-only views of a memory map.
 
     The safetensors package validates the file (header, offsets without holes, size); the
@@ -400,6 +472,7 @@ def read_safetensors(path) -> Dict[str, np.ndarray]:
     from safetensors import safe_open
 
     path = os.fspath(path)
+    limits = limits or ReadLimits.for_file(path)
     try:
         with safe_open(path, framework="numpy") as f:  # validates; raises on a bad file
             names = set(f.keys())
@@ -417,9 +490,13 @@ def read_safetensors(path) -> Dict[str, np.ndarray]:
     for name, info in header.items():
         if info["dtype"] not in _SAFETENSORS_DTYPES:
             raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        limits.admit(name, info["shape"])
         begin, end = info["data_offsets"]
         array = data[begin:end].view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
-        out[name] = _bf16_to_f32(array) if info["dtype"] == "BF16" else array
+        if info["dtype"] == "BF16":
+            limits.charge(4 * array.size, f"tensor {name!r} as float32")
+            array = _bf16_to_f32(array)
+        out[name] = array
     return out
 
 
@@ -443,6 +520,9 @@ _STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16,
                    "BFloat16Storage": "bf16", "DoubleStorage": np.float64,
                    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
                    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
+# The pickle of a state dict is a list of names and views (~60 KB for roberta-large); a pickle
+# of more than this is refused, so no pickle opcode can ask for more memory than it bounds.
+PICKLE_LIMIT = 8 << 20
 
 
 class _StorageType:
@@ -462,6 +542,8 @@ class _LazyTensor:
 
 def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=False,
                        backward_hooks=None, metadata=None):
+    if not isinstance(storage, str):  # only a persistent id (a storage key) may be viewed
+        raise CheckpointError("the pickle builds a tensor on something that is not a storage")
     return _LazyTensor(storage, storage_offset, tuple(size), tuple(stride))
 
 
@@ -487,12 +569,18 @@ class _StandIn:
 
 class _RestrictedUnpickler(pickle.Unpickler):
     """Unpickles a state dict and nothing else: every global is looked up in an allow-list
-    of harmless stand-ins. Nothing from the file is ever imported or called."""
+    of harmless stand-ins. Nothing from the file is ever imported or called.
+
+    ALLOWED is the whole list (a test holds it to exactly these three); the storage types
+    (torch.FloatStorage & co.) are answered with _StorageType, which only names a dtype.
+    """
 
     ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
                ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
                # transformers' files hold plain tensors; older ones may hold nn.Parameters
                ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+    WHAT = "a .bin file is a pickle, and only tensors (OrderedDict, " \
+           "torch._utils._rebuild_tensor_v2, torch.*Storage) are allowed"
 
     def __init__(self, file, path, storages):
         super().__init__(file)
@@ -503,48 +591,110 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return _StandIn(self.ALLOWED[(module, name)])
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise CheckpointError(f"{self.path}: refusing to load global '{module}.{name}': a "
-                              f".bin file is a pickle, and only tensors (OrderedDict, "
-                              f"torch._utils._rebuild_tensor_v2, torch.*Storage) are allowed. "
-                              f"Nothing from the file was executed.")
+        raise CheckpointError(f"{self.path}: refusing to load global '{module}.{name}': "
+                              f"{self.WHAT}. Nothing from the file was executed.")
 
     def persistent_load(self, pid):
         # ('storage', storage_type, key, location, numel[, view_metadata (legacy only)])
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")
-                and isinstance(pid[1], _StorageType)):
+                and isinstance(pid[1], _StorageType) and isinstance(pid[2], (str, bytes))
+                and isinstance(pid[4], int) and not isinstance(pid[4], bool) and pid[4] >= 0):
             raise CheckpointError(f"{self.path}: unknown persistent id {pid!r:.80}")
         if len(pid) > 5 and pid[5] is not None:
             raise CheckpointError(f"{self.path}: storage views (torch < 0.4 files) are not "
                                   f"supported")
-        key = pid[2].decode() if isinstance(pid[2], bytes) else str(pid[2])
-        self.storages[key] = (pid[1].dtype, int(pid[4]))
+        key = pid[2].decode("ascii", "replace") if isinstance(pid[2], bytes) else pid[2]
+        self.storages[key] = (pid[1].dtype, pid[4])
         return key
 
 
-def read_torch_bin(path) -> Dict[str, np.ndarray]:
+class _BoundedReader:
+    """A file-like over `raw` that gives the unpickler at most `limit` bytes in all, so no
+    length a pickle declares (BINBYTES8 of 2**40 ...) is ever read or allocated."""
+
+    def __init__(self, raw, limit, path):
+        self.raw, self.left, self.path = raw, limit, path
+
+    def read(self, n=-1):
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.raw.read(n)
+        self.left -= len(data)
+        return data
+
+    def readline(self):
+        line = self.raw.readline(self.left)
+        self.left -= len(line)
+        if not self.left and not line.endswith(b"\n"):
+            raise CheckpointError(f"{self.path}: its pickle runs past {PICKLE_LIMIT} bytes, far "
+                                  f"more than a state dict needs; refused")
+        return line
+
+
+def read_torch_bin(path, limits=None, unpickler=_RestrictedUnpickler) -> Dict[str, np.ndarray]:
     """All tensors of a pytorch_model.bin (zip or legacy format), without torch.
 
     Storages are views of a memory map where the file stores them uncompressed; tensors
-    sharing a storage (tied weights) share memory.
+    sharing a storage (tied weights) share memory. Every tensor's shape is checked against
+    `limits` (what the config justifies; the file's size without one) and its view against
+    its storage BEFORE anything is read or copied (minirobera/limits.py).
     """
+    tree, tensors = read_torch_pickle(path, limits, unpickler)
+    if not isinstance(tree, dict):
+        raise CheckpointError(f"{path} holds a {type(tree).__name__}, not a state dict")
+    return tensors(tree)
+
+
+def read_torch_pickle(path, limits=None, unpickler=_RestrictedUnpickler):
+    """(tree, tensors): the unpickled tree of a torch file, and tensors(d) -> {str(key): array}
+    for the _LazyTensor values of a dict d in that tree (nothing else of the file is read)."""
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        magic = f.read(4)
+    limits = limits or ReadLimits.for_file(path)
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
         reader = _read_zip_bin if magic == b"PK\x03\x04" else _read_legacy_bin
-        tree, storage_arrays = reader(path)
-        if not isinstance(tree, dict):
-            raise CheckpointError(f"{path} holds a {type(tree).__name__}, not a state dict")
-        return {str(k): _materialise(v, storage_arrays, path, k) for k, v in tree.items()
-                if isinstance(v, _LazyTensor)}
+        tree, storages, load_all = reader(path, unpickler)
     except CheckpointError:
         raise
     except Exception as e:  # a truncated pickle, zip or data section; junk arguments
-        raise CheckpointError(f"{path} is not a readable pytorch_model.bin (truncated or "
-                              f"corrupt?): {type(e).__name__}: {e}") from None
+        raise _unreadable(path, e) from None
+
+    def tensors(d):
+        try:
+            return _tensors_from(d, storages, load_all, limits, path)
+        except CheckpointError:
+            raise
+        except Exception as e:
+            raise _unreadable(path, e) from None
+    return tree, tensors
 
 
-def _read_zip_bin(path):
+def _unreadable(path, e):
+    return CheckpointError(f"{path} is not a readable torch checkpoint (truncated or corrupt?): "
+                           f"{type(e).__name__}: {e}")
+
+
+def _tensors_from(d, storages, load_all, limits, path):
+    """Admit every tensor's shape, check its view against its storage, then read only the
+    part of each storage its tensors reach, and cut the tensors out of it."""
+    lazy = {str(k): v for k, v in d.items() if isinstance(v, _LazyTensor)}
+    need = {}
+    for key, t in lazy.items():
+        if t.storage_key not in storages:
+            raise CheckpointError(f"{path}: tensor {key!r} views an unknown storage")
+        limits.admit(key, t.size)
+        reach = check_strided(path, key, t.size, t.stride, t.offset, storages[t.storage_key][1])
+        need[t.storage_key] = max(need.get(t.storage_key, 0), reach)
+    arrays = load_all(need, limits)
+    return {key: _materialise(t, arrays[t.storage_key], limits, key) for key, t in lazy.items()}
+
+
+def _raw_dtype(dtype, big_endian=False):  # a storage's element type as stored in the file
+    raw = np.dtype(np.uint16 if isinstance(dtype, str) else dtype)  # "bf16": its uint16 bits
+    return raw.newbyteorder(">") if big_endian else raw
+
+
+def _read_zip_bin(path, unpickler):
     with zipfile.ZipFile(path) as z:
         pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pkl) != 1:
@@ -552,79 +702,92 @@ def _read_zip_bin(path):
                                   f"torch checkpoint")
         root = pkl[0][:-len("data.pkl")]
         storages = {}
-        tree = _RestrictedUnpickler(z.open(pkl[0]), path, storages).load()
-        names = set(z.namelist())
-        big = root + "byteorder" in names and z.read(root + "byteorder").strip() == b"big"
-        arrays = {key: _zip_member_array(z, path, root + "data/" + key, dtype, numel, big)
-                  for key, (dtype, numel) in storages.items()}
-    return tree, arrays
+        with z.open(pkl[0]) as stream:
+            tree = unpickler(_BoundedReader(stream, PICKLE_LIMIT, path), path, storages).load()
+        big = (root + "byteorder" in z.namelist()
+               and z.open(root + "byteorder").read(8).strip() == b"big")
+
+    def load_all(need, limits):  # {storage key: the first n elements it must have}
+        with zipfile.ZipFile(path) as z:
+            return {key: _zip_storage(z, path, root + "data/" + key,
+                                      _raw_dtype(storages[key][0], big), n, limits)
+                    for key, n in need.items()}
+    return tree, storages, load_all
 
 
-def _zip_member_array(z, path, name, dtype, numel, big_endian):
+def _zip_storage(z, path, name, raw, numel, limits):
+    nbytes = numel * raw.itemsize
     info = z.getinfo(name)
-    raw = np.dtype(np.uint16 if isinstance(dtype, str) else dtype)
-    raw = raw.newbyteorder(">") if big_endian else raw
-    if info.compress_type == zipfile.ZIP_STORED:
+    if info.compress_type == zipfile.ZIP_STORED:  # a view of the file, nothing allocated
         with open(path, "rb") as f:  # data starts after the local header and its extras
             f.seek(info.header_offset + 26)
             name_len, extra_len = struct.unpack("<HH", f.read(4))
         start = info.header_offset + 30 + name_len + extra_len
-        data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(info.file_size,))
-    else:
-        data = np.frombuffer(z.read(name), dtype=np.uint8)
-    return _storage_array(data, raw, numel, path, name)
+        if info.file_size < nbytes or start + nbytes > os.path.getsize(path):
+            raise CheckpointError(f"{path}: storage {name!r} is truncated ({info.file_size} "
+                                  f"bytes, needs {nbytes})")
+        data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(nbytes,))
+    else:  # inflate only what the tensors reach, never what the member could inflate to
+        limits.charge(nbytes, f"compressed storage {name!r}")
+        with z.open(name) as member:
+            data = np.frombuffer(read_at_most(member, nbytes, path, name), np.uint8)
+    return data.view(raw)
 
 
-def _read_legacy_bin(path):
+def _read_legacy_bin(path, unpickler):
     storages = {}
-    with open(path, "rb") as f:
+    with open(path, "rb") as raw_file:
+        f = _BoundedReader(raw_file, min(PICKLE_LIMIT, os.path.getsize(path)), path)
         for expected in (_LEGACY_MAGIC, _LEGACY_PROTOCOL):
-            if _RestrictedUnpickler(f, path, storages).load() != expected:
+            if unpickler(f, path, storages).load() != expected:
                 raise CheckpointError(f"{path} is neither a zip nor a legacy torch checkpoint "
                                       f"(bad magic number or protocol)")
-        sys_info = _RestrictedUnpickler(f, path, storages).load()
-        tree = _RestrictedUnpickler(f, path, storages).load()
-        keys = _RestrictedUnpickler(f, path, storages).load()
-        offset = f.tell()
+        sys_info = unpickler(f, path, storages).load()
+        tree = unpickler(f, path, storages).load()
+        keys = unpickler(f, path, storages).load()
+        offset = raw_file.tell()
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
         raise CheckpointError(f"{path}: big-endian legacy checkpoints are not supported")
+    if not isinstance(keys, list) or set(keys) - set(storages):
+        raise CheckpointError(f"{path}: its list of storages does not match its tensors")
     whole = np.memmap(path, dtype=np.uint8, mode="r")
-    arrays = {}
+    spans = {}
     for key in keys:  # each storage: int64 element count, then its raw bytes
-        dtype, numel = storages[key]
         (count,) = struct.unpack("<q", bytes(whole[offset:offset + 8]))
-        raw = np.dtype(np.uint16 if isinstance(dtype, str) else dtype)
-        nbytes = count * raw.itemsize
-        arrays[key] = _storage_array(whole[offset + 8:offset + 8 + nbytes], raw, numel, path, key)
+        nbytes = count * _raw_dtype(storages[key][0]).itemsize
+        if count < 0 or offset + 8 + nbytes > whole.shape[0]:
+            raise CheckpointError(f"{path}: storage {key!r} is truncated or has a negative size")
+        spans[key] = (offset + 8, count)
         offset += 8 + nbytes
-    return tree, arrays
+
+    def load_all(need, limits):  # views of the memory map, nothing allocated
+        for key, numel in need.items():
+            if numel > spans[key][1]:
+                raise CheckpointError(f"{path}: storage {key!r} holds {spans[key][1]} elements, "
+                                      f"its tensors reach {numel}")
+        return {key: whole[spans[key][0]:][:numel * _raw_dtype(storages[key][0]).itemsize]
+                .view(_raw_dtype(storages[key][0])) for key, numel in need.items()}
+    return tree, storages, load_all
 
 
-def _storage_array(data, raw_dtype, numel, path, name):
-    if data.shape[0] < numel * raw_dtype.itemsize:
-        raise CheckpointError(f"{path}: storage {name!r} is truncated ({data.shape[0]} bytes, "
-                              f"needs {numel * raw_dtype.itemsize})")
-    return data[:numel * raw_dtype.itemsize].view(raw_dtype)
-
-
-def _materialise(t, storage_arrays, path, key):
-    storage = storage_arrays[t.storage_key]
-    size, stride, itemsize = t.size, t.stride, storage.dtype.itemsize
+def _materialise(t, storage, limits, key):
+    """The tensor a view describes; check_strided has already put it inside `storage`."""
+    size, stride = t.size, t.stride
     n = int(np.prod(size, dtype=np.int64))
-    last = t.offset + sum((s - 1) * st for s, st in zip(size, stride)) if n else t.offset - 1
-    if t.offset < 0 or last >= storage.shape[0] or len(size) != len(stride):
-        raise CheckpointError(f"{path}: tensor {key!r} points outside its storage")
     row_major = tuple(int(np.prod(size[i + 1:], dtype=np.int64)) for i in range(len(size)))
-    contiguous = stride == row_major
-    if contiguous or n == 0:
+    if stride == row_major or n == 0:
         array = storage[t.offset:t.offset + n].reshape(size)  # a view, no copy
-    else:  # e.g. a transposed tensor: copy out of the strided view
-        view = np.lib.stride_tricks.as_strided(
-            storage[t.offset:], shape=size, strides=[s * itemsize for s in stride], writeable=False)
+    else:  # e.g. a transposed tensor: copy out of the strided view (its size was admitted)
+        limits.charge(n * storage.dtype.itemsize, f"tensor {key!r}")
+        view = np.lib.stride_tricks.as_strided(storage[t.offset:], shape=size, writeable=False,
+                                               strides=[s * storage.dtype.itemsize for s in stride])
         array = np.array(view)
     if not array.dtype.isnative:  # a big-endian file
         array = array.astype(array.dtype.newbyteorder("="))
-    return _bf16_to_f32(array) if array.dtype == np.uint16 else array  # uint16 = BF16 bits
+    if array.dtype == np.uint16:  # uint16 = BF16 bits
+        limits.charge(n * 4, f"tensor {key!r} as float32")
+        return _bf16_to_f32(array)
+    return array
 
 
 # ================================================================ TensorFlow and Flax names
@@ -673,13 +836,17 @@ def _optional_import(module, path):
                           f"is not installed: pip install {module}") from None
 
 
-def _pt_named(pairs, path):  # (TF or Flax name, array, PyTorch name, transpose) -> {name: array}
+def _pt_named(pairs, limits):  # (TF/Flax name, array, PyTorch name, transpose) -> {name: array}
     tensors = {}
     for own_name, value, name, transpose in pairs:
-        value = np.ascontiguousarray(value.T) if transpose else value
+        limits.admit(name, value.shape[::-1] if transpose else value.shape)
+        if transpose:
+            limits.charge(value.nbytes, f"{own_name!r} transposed")
+            value = np.ascontiguousarray(value.T)
         if name in tensors:  # TF's lm_head saves the embeddings it is tied to a second time
             if not np.array_equal(tensors[name], value):
-                raise CheckpointError(f"{path} holds {own_name!r} twice, with different values")
+                raise CheckpointError(f"{limits.path} holds {own_name!r} twice, with different "
+                                      f"values")
             continue
         tensors[name] = value
     return tensors
@@ -687,7 +854,7 @@ def _pt_named(pairs, path):  # (TF or Flax name, array, PyTorch name, transpose)
 
 # =============================================================================== tf_model.h5
 
-def read_tf_h5(path) -> Dict[str, np.ndarray]:
+def read_tf_h5(path, limits=None) -> Dict[str, np.ndarray]:
     """All weights of a tf_model.h5 (TFRoberta*.save_pretrained), under PyTorch's names.
 
     The file is Keras' save_weights HDF5: the root attribute `layer_names` lists the model's
@@ -696,13 +863,18 @@ def read_tf_h5(path) -> Dict[str, np.ndarray]:
     the group. Layers without weights (dropout) list none; `top_level_model_weights` is empty.
     The model then runs as PyTorch runs it: TFRobertaEmbeddings counted positions from a
     hard-coded padding_idx 1, which only differs for checkpoints with another pad_token_id.
+
+    HDF5 can point out of the file: external links, soft links, external raw storage (bytes of
+    any local file) and virtual datasets. Only hard links to plain datasets inside the file are
+    followed; a dataset's shape, dtype, chunks and filters are checked before it is read.
     """
     h5py = _optional_import("h5py", path)
     path = os.fspath(path)
+    limits = limits or ReadLimits.for_file(path)
     try:
         with h5py.File(path, "r") as f:
             return _pt_named(((name, value) + tf_name_to_pt(name)
-                              for name, value in _keras_weights(f, path)), path)
+                              for name, value in _keras_weights(h5py, f, limits)), limits)
     except CheckpointError:
         raise
     except Exception as e:  # h5py's OSError for a truncated or non-HDF5 file, a KeyError, ...
@@ -710,15 +882,58 @@ def read_tf_h5(path) -> Dict[str, np.ndarray]:
                               f"HDF5?): {type(e).__name__}: {e}") from None
 
 
-def _keras_weights(f, path):  # -> (variable name, array) in the file's order
+def _keras_weights(h5py, f, limits):  # -> (variable name, array) in the file's order
     layer_names = _keras_strings(f, "layer_names")
     if not layer_names:
-        raise CheckpointError(f"{path} is an HDF5 file but not Keras weights (no 'layer_names' "
-                              f"attribute): was it saved by a TFRoberta* model's save_pretrained?")
+        raise CheckpointError(f"{limits.path} is an HDF5 file but not Keras weights (no "
+                              f"'layer_names' attribute): was it saved by a TFRoberta* model's "
+                              f"save_pretrained?")
     for layer in layer_names:
-        group = f[layer]
+        group = _inside(h5py, f, layer, limits.path)
         for name in _keras_strings(group, "weight_names"):
-            yield name, group[name][()]
+            dataset = _inside(h5py, group, name, limits.path)
+            pt_name, transpose = tf_name_to_pt(name)
+            yield name, _h5_read(h5py, dataset, pt_name, transpose, limits)
+
+
+def _inside(h5py, group, name, path):
+    """group[name], following hard links only (no soft or external link leaves the file)."""
+    obj = group
+    for part in name.split("/"):
+        link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
+        if not isinstance(link, h5py.HardLink):
+            what = "missing" if link is None else f"a {type(link).__name__}"
+            raise CheckpointError(f"{path}: {name!r} is {what} at {part!r}; only objects stored "
+                                  f"in the file itself (hard links) are read")
+        obj = obj[part]
+    return obj
+
+
+_H5_FILTERS = {"gzip", "shuffle", "fletcher32", "lzf"}  # what h5py writes; no plugin is loaded
+
+
+def _h5_read(h5py, dataset, pt_name, transpose, limits):
+    path, name = limits.path, dataset.name
+    if not isinstance(dataset, h5py.Dataset):
+        raise CheckpointError(f"{path}: {name!r} is not a dataset")
+    if dataset.is_virtual or dataset.external:
+        raise CheckpointError(f"{path}: {name!r} keeps its data outside the file (virtual "
+                              f"dataset or external storage); refused")
+    if dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (2, 4, 8):
+        raise CheckpointError(f"{path}: {name!r} has dtype {dataset.dtype}, expected float")
+    unknown = set(dataset._filters) - _H5_FILTERS
+    if unknown:
+        raise CheckpointError(f"{path}: {name!r} needs HDF5 filters {sorted(unknown)}; only "
+                              f"{sorted(_H5_FILTERS)} are read")
+    shape = tuple(dataset.shape or ())
+    limits.admit(pt_name, shape[::-1] if transpose else shape)
+    nbytes = int(np.prod(shape, dtype=object)) * dataset.dtype.itemsize
+    chunk = int(np.prod(dataset.chunks, dtype=object)) * dataset.dtype.itemsize if dataset.chunks else 0
+    if chunk > max(nbytes, 1 << 20):
+        raise CheckpointError(f"{path}: {name!r} declares chunks of {chunk} bytes for {nbytes} "
+                              f"bytes of data; refused")
+    limits.charge(nbytes, f"dataset {name!r}")
+    return dataset[()]
 
 
 def _keras_strings(obj, name):
@@ -740,7 +955,7 @@ _FLAX_ARRAY = 1  # flax.serialization's msgpack ext type code for an ndarray
 _FLAX_CHUNKED = "__msgpack_chunked_array__"
 
 
-def read_flax_msgpack(path) -> Dict[str, np.ndarray]:
+def read_flax_msgpack(path, limits=None) -> Dict[str, np.ndarray]:
     """All params of a flax_model.msgpack (FlaxRoberta*.save_pretrained), under PyTorch's names.
 
     The file is flax.serialization's msgpack: nested maps of str keys ("roberta", "encoder",
@@ -751,16 +966,17 @@ def read_flax_msgpack(path) -> Dict[str, np.ndarray]:
     """
     msgpack = _optional_import("msgpack", path)
     path = os.fspath(path)
+    limits = limits or ReadLimits.for_file(path)
     with open(path, "rb") as f:
         data = f.read()
     try:
         tree = msgpack.unpackb(data, ext_hook=lambda code, payload: _flax_array(
-            msgpack, code, payload, path), raw=False, strict_map_key=False)
+            msgpack, code, payload, limits), raw=False, strict_map_key=False)
         if not isinstance(tree, dict):
             raise CheckpointError(f"{path} holds a msgpack {type(tree).__name__}, not the map of "
                                   f"params a FlaxRoberta* model saves")
         return _pt_named((("/".join(keys), value) + flax_path_to_pt(keys)
-                          for keys, value in _flax_leaves(tree, (), path)), path)
+                          for keys, value in _flax_leaves(tree, (), limits)), limits)
     except CheckpointError:
         raise
     except Exception as e:  # msgpack's errors for a cut or junk file, a bad payload, ...
@@ -768,25 +984,30 @@ def read_flax_msgpack(path) -> Dict[str, np.ndarray]:
                               f"corrupt?): {type(e).__name__}: {e}") from None
 
 
-def _flax_array(msgpack, code, payload, path):  # an ext type -> ndarray (a read-only view)
+def _flax_array(msgpack, code, payload, limits):  # an ext type -> ndarray (a read-only view)
     if code != _FLAX_ARRAY:  # (flax's 2 and 3, complex numbers and scalars, are no params)
-        raise CheckpointError(f"{path}: msgpack ext type {code} is not a flax array")
+        raise CheckpointError(f"{limits.path}: msgpack ext type {code} is not a flax array")
     shape, dtype, buffer = msgpack.unpackb(payload, raw=True)  # as flax reads it
     dtype = dtype.decode()
     if dtype == "bfloat16":  # flax's to_bf16 params; NumPy has no bfloat16
+        limits.charge(2 * len(buffer), "a bfloat16 array as float32")
         return _bf16_to_f32(np.frombuffer(buffer, "<u2")).reshape(shape)
+    if np.dtype(dtype).kind not in "fiub":  # an object or void dtype is no param
+        raise CheckpointError(f"{limits.path}: msgpack array of dtype {dtype!r} is not a param")
     return np.frombuffer(buffer, np.dtype(dtype).newbyteorder("<")).reshape(shape)
 
 
-def _flax_leaves(tree, prefix, path):  # -> (key path, array) for every leaf
+def _flax_leaves(tree, prefix, limits):  # -> (key path, array) for every leaf
+    path = limits.path
     for key, value in tree.items():
         keys = prefix + (str(key),)
         if isinstance(value, dict) and value.get(_FLAX_CHUNKED):  # 1-D pieces of a C-order array
             pieces, shape = value["chunks"], value["shape"]
-            value = np.concatenate([pieces[str(i)] for i in range(len(pieces))]).reshape(
-                [shape[str(i)] for i in range(len(shape))])
+            pieces = [np.asarray(pieces[str(i)]) for i in range(len(pieces))]
+            limits.charge(sum(p.nbytes for p in pieces), f"chunked array {'/'.join(keys)!r}")
+            value = np.concatenate(pieces).reshape([shape[str(i)] for i in range(len(shape))])
         if isinstance(value, dict):
-            yield from _flax_leaves(value, keys, path)
+            yield from _flax_leaves(value, keys, limits)
         elif isinstance(value, np.ndarray):
             yield keys, value
         else:

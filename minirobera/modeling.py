@@ -28,7 +28,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import fused, heads, layers
-from .checkpoint import (init_params, load_state_dict, params_from_state_dict, save_safetensors,
+from .checkpoint import (init_params, load_state_dict, params_from_state_dict, read_limits,
+                         save_safetensors,
                          state_dict_from_params)
 from .config import RobertaConfig
 
@@ -276,8 +277,10 @@ class RobertaPreTrainedModel:
         """
         if config is None:
             config = RobertaConfig.from_pretrained(path_or_repo_id, revision=revision, **hub_kwargs)
+        # what the config justifies bounds what the weight files may declare (limits.py)
+        limits = read_limits(config, cls.parts, path_or_repo_id)
         state_dict, source = load_state_dict(path_or_repo_id, revision=revision, from_tf=from_tf,
-                                             from_flax=from_flax, **hub_kwargs)
+                                             from_flax=from_flax, limits=limits, **hub_kwargs)
         params, _report = params_from_state_dict(config, state_dict, cls.parts,
                                                  model_name=cls.__name__, source=source)
         return cls(config, params)

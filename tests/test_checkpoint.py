@@ -240,17 +240,28 @@ def test_shape_mismatch_names_the_tensor_and_both_shapes(tmp_path):
     src = FIXTURES / "a-RobertaForSequenceClassification" / "safetensors"
     config = RobertaConfig.from_pretrained(src)
     config.id2label = {0: "x", 1: "y"}  # the checkpoint has 3 labels
+    # shapes are checked as the file lists its tensors, before reading: the bias comes first
+    with pytest.raises(CheckpointError, match=r"'classifier.out_proj.bias' has shape \(3,\) "
+                                              r"but the config needs \(2,\)"):
+        modeling.RobertaForSequenceClassification.from_pretrained(src, config=config)
+    only_weight = {k: v for k, v in read_safetensors(src / "model.safetensors").items()
+                   if k != "classifier.out_proj.bias"}
     with pytest.raises(CheckpointError, match=r"'classifier.out_proj.weight' has shape \(3, 8\) "
                                               r"but the config needs \(2, 8\)"):
-        modeling.RobertaForSequenceClassification.from_pretrained(src, config=config)
+        modeling.RobertaForSequenceClassification.from_pretrained(
+            write_folder(tmp_path / "w", only_weight, src), config=config)
 
 
 def test_config_with_other_sizes_is_an_error(tmp_path):
     config = RobertaConfig.from_pretrained(MLM / "safetensors")
     config.vocab_size = 120
+    # checked in the file's order before reading: lm_head.bias [V] is the first with V in it
+    with pytest.raises(CheckpointError, match=r"'lm_head.bias' has shape \(99,\) but "
+                                              r"the config needs \(120,\)"):
+        modeling.RobertaForMaskedLM.from_pretrained(MLM / "safetensors", config=config)
     with pytest.raises(CheckpointError, match=r"word_embeddings.weight' has shape \(99, 8\) but "
                                               r"the config needs \(120, 8\)"):
-        modeling.RobertaForMaskedLM.from_pretrained(MLM / "safetensors", config=config)
+        modeling.RobertaModel.from_pretrained(MLM / "safetensors", config=config)
 
 
 def test_same_key_with_and_without_prefix_is_an_error(tmp_path, mlm_tensors):

@@ -1,0 +1,154 @@
+"""What a checkpoint reader may allocate: the bounds every reader checks BEFORE it allocates.
+
+A hub repo is untrusted input: anyone can publish one and a user only types its id. Every
+weight file format can declare more than it holds: a `pytorch_model.bin` tensor can be a
+stride-0 view of 40000 x 40000 elements over one float, a zip member or an HDF5 dataset can
+deflate a few KB into GB, a chunked HDF5 dataset that was never written reads as its fill
+value. So no reader builds a tensor from what the file *declares* before this module has
+compared the declaration with what the config (or, without one, the file's size) justifies.
+
+Owns:
+    CheckpointError   the one error class of every checkpoint reader
+    ReadLimits        one checkpoint's allowance: the shape each known tensor must have, the
+                      largest tensor any other name may have, and a byte budget for what the
+                      readers copy or decompress (charged before the allocation)
+    check_strided     a strided view (torch's size / stride / offset) lies inside its storage
+                      at BOTH ends: no negative sizes or strides, offset + extent <= numel
+    read_at_most      read a compressed stream up to a byte count, never further
+
+Leaves out: which names and shapes a RoBERTa checkpoint has (checkpoint.py's key table builds
+the `expected` function), reading any format (checkpoint.py, fairseq.py).
+
+>>> limits = ReadLimits("model.bin", budget=1 << 20, expected=lambda name: None, largest=100)
+>>> limits.admit("x", (10, 10))
+>>> limits.admit("x", (40000, 40000))
+Traceback (most recent call last):
+...
+minirobera.limits.CheckpointError: model.bin: tensor 'x' declares shape (40000, 40000) (1600000000 elements), more than the largest tensor the config can justify (100 elements); refused before reading it
+>>> check_strided("model.bin", "w", size=(24,), stride=(-1,), offset=8, storage_numel=64)
+Traceback (most recent call last):
+...
+minirobera.limits.CheckpointError: model.bin: tensor 'w' has a negative size or stride (size (24,), stride (-1,)); a tensor view must lie inside its storage
+"""
+
+import copy
+import os
+from typing import Callable, Optional, Sequence, Tuple
+
+import numpy as np
+
+# Without a config, a reader may allocate this many times the file's size (float16 / bfloat16
+# upcast to float32 doubles the bytes, a compressed file is a little smaller than its data, a
+# transposed Keras kernel is one more copy), but never less than the floor: enough for any
+# small checkpoint, far below what a memory bomb asks for.
+FILE_SIZE_FACTOR = 4
+BUDGET_FLOOR = 64 << 20
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, is unsafe, or does not fit the config."""
+
+
+class ReadLimits:
+    """One checkpoint's allowance, shared by every file of it (shards included).
+
+    expected(name) -> the shape the config needs for a tensor under that (normalised,
+    PyTorch) name, or None for a name the model does not use; such a tensor may not be
+    larger than `largest` elements (the biggest one the model uses). `budget` is the number
+    of bytes the readers may copy or decompress in all; charge() takes from it.
+    """
+
+    def __init__(self, path, budget: int, expected: Callable[[str], Optional[Tuple[int, ...]]],
+                 largest: int, describe: str = ""):
+        self.path, self.expected, self.largest = os.fspath(path), expected, largest
+        self.describe = describe  # e.g. "hidden_size=768, vocab_size=50265", for shape errors
+        self._left = [int(budget)]  # shared by the copies at() makes, one per shard
+
+    @property
+    def budget(self) -> int:
+        """Bytes the readers may still copy or inflate."""
+        return self._left[0]
+
+    def at(self, path) -> "ReadLimits":
+        """The same allowance (one budget) for reading another file: errors name that file."""
+        other = copy.copy(self)
+        other.path = os.fspath(path)
+        return other
+
+    @classmethod
+    def for_file(cls, path) -> "ReadLimits":
+        """No config to compare with: bound everything by the file's own size."""
+        budget = max(FILE_SIZE_FACTOR * os.path.getsize(path), BUDGET_FLOOR)
+        return cls(path, budget, lambda name: None, largest=budget // 4)
+
+    def admit(self, name: str, shape: Sequence[int]) -> None:
+        """Refuse a declared tensor that the config does not justify, before it is read."""
+        shape = tuple(shape)
+        if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+                   for d in shape):
+            raise CheckpointError(f"{self.path}: tensor {name!r} declares shape {shape!r}; every "
+                                  f"dimension must be a non-negative integer")
+        want = self.expected(name)
+        if want is not None and shape != tuple(want):
+            detail = f" ({self.describe})" if self.describe else ""
+            raise CheckpointError(f"{self.path}: tensor {name!r} has shape {shape} but the "
+                                  f"config needs {tuple(want)}{detail}")
+        numel = int(np.prod(shape, dtype=object))
+        if want is None and numel > self.largest:
+            raise CheckpointError(f"{self.path}: tensor {name!r} declares shape {shape} ({numel} "
+                                  f"elements), more than the largest tensor the config can "
+                                  f"justify ({self.largest} elements); refused before reading it")
+
+    def charge(self, nbytes: int, what: str) -> None:
+        """Take `nbytes` from the budget before allocating them; refuse past the budget."""
+        nbytes = int(nbytes)
+        if nbytes > self._left[0]:
+            raise CheckpointError(f"{self.path}: reading {what} would allocate {nbytes} bytes, "
+                                  f"past what the config and the file justify ({self._left[0]} "
+                                  f"bytes left); refused before allocating")
+        self._left[0] -= nbytes
+
+
+def check_strided(path, name, size, stride, offset, storage_numel) -> int:
+    """Check a strided view against its storage; return the number of elements it needs
+    from the storage (0 for an empty tensor). The first and the last element it reaches
+    must both lie in [0, storage_numel): with non-negative strides that is offset >= 0 and
+    offset + sum((size - 1) * stride) < storage_numel.
+
+    >>> check_strided("m.bin", "w", size=(2, 3), stride=(1, 2), offset=0, storage_numel=6)
+    6
+    >>> check_strided("m.bin", "w", size=(2, 3), stride=(3, 1), offset=1, storage_numel=6)
+    Traceback (most recent call last):
+    ...
+    minirobera.limits.CheckpointError: m.bin: tensor 'w' (size (2, 3), stride (3, 1), offset 1) reaches element 6 of a storage of 6 elements
+    """
+    size, stride = tuple(size), tuple(stride)
+    ints = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+               for v in size + stride + (offset, storage_numel))
+    if not ints or len(size) != len(stride):
+        raise CheckpointError(f"{path}: tensor {name!r} has a malformed view (size {size!r}, "
+                              f"stride {stride!r}, offset {offset!r})")
+    if any(v < 0 for v in size + stride):
+        raise CheckpointError(f"{path}: tensor {name!r} has a negative size or stride (size "
+                              f"{size}, stride {stride}); a tensor view must lie inside its "
+                              f"storage")
+    if offset < 0 or storage_numel < 0:
+        raise CheckpointError(f"{path}: tensor {name!r} starts at element {offset} of a storage "
+                              f"of {storage_numel}")
+    if 0 in size:
+        return 0
+    last = int(offset) + sum((int(s) - 1) * int(st) for s, st in zip(size, stride))
+    if last >= storage_numel:
+        raise CheckpointError(f"{path}: tensor {name!r} (size {size}, stride {stride}, offset "
+                              f"{offset}) reaches element {last} of a storage of "
+                              f"{storage_numel} elements")
+    return last + 1
+
+
+def read_at_most(stream, nbytes: int, path, name) -> bytes:
+    """Exactly `nbytes` from a (decompressing) stream: a shorter stream is truncated, and
+    whatever the stream could still inflate past `nbytes` is never read."""
+    data = stream.read(nbytes)
+    if len(data) < nbytes:
+        raise CheckpointError(f"{path}: {name!r} is truncated ({len(data)} bytes, needs {nbytes})")
+    return data
