@@ -22,6 +22,7 @@ Where to read what (each module's docstring says what it owns and what it leaves
     modeling.py         thin model classes with transformers' names over (config, params)
   weights and tasks
     checkpoint.py       safetensors / pytorch_model.bin reading and the one table of key names
+    limits.py           what a checkpoint reader may allocate: checked before it allocates
     hub.py              the Hugging Face hub download client and its cache
     pipelines.py        fill-mask and the other task pipelines
     cli.py              the `minirobera` command line
@@ -50,6 +51,8 @@ _EXPORTS = {
     "RobertaForTokenClassification": "modeling",
     "RobertaForQuestionAnswering": "modeling",
     "RobertaForMultipleChoice": "modeling",
+    "CheckpointError": "limits",
+    "ConfigError": "config",
     "pipeline": "pipelines",
     "fill_mask": "pipelines",
     "classify": "pipelines",

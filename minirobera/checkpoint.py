@@ -53,7 +53,8 @@ from typing import Dict, Iterable, Tuple
 import numpy as np
 
 from .hub import cached_file
-from .limits import BUDGET_FLOOR, CheckpointError, ReadLimits, check_strided, read_at_most
+from .limits import (BUDGET_FLOOR, CheckpointError, ReadLimits, check_inflation, check_strided,
+                     read_at_most)
 
 
 # ===================================================================== the key table
@@ -728,6 +729,7 @@ def _zip_storage(z, path, name, raw, numel, limits):
                                   f"bytes, needs {nbytes})")
         data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(nbytes,))
     else:  # inflate only what the tensors reach, never what the member could inflate to
+        check_inflation(path, name, nbytes, info.compress_size)
         limits.charge(nbytes, f"compressed storage {name!r}")
         with z.open(name) as member:
             data = np.frombuffer(read_at_most(member, nbytes, path, name), np.uint8)
@@ -932,6 +934,7 @@ def _h5_read(h5py, dataset, pt_name, transpose, limits):
     if chunk > max(nbytes, 1 << 20):
         raise CheckpointError(f"{path}: {name!r} declares chunks of {chunk} bytes for {nbytes} "
                               f"bytes of data; refused")
+    check_inflation(path, name, nbytes, dataset.id.get_storage_size())
     limits.charge(nbytes, f"dataset {name!r}")
     return dataset[()]
 

@@ -18,6 +18,7 @@ True
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -27,6 +28,15 @@ from .layers import ACTIVATIONS
 # model types whose checkpoints are RoBERTa's architecture and key names (kept in config.json)
 SAME_ARCHITECTURE = ("xlm-roberta", "camembert")
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
+# A head the checkpoint lacks is initialised fresh, [num_labels, D] floats that no file
+# justifies: so num_labels has a ceiling (the largest label sets in common use, e.g.
+# ImageNet-21k's or extreme multi-label text sets, stay well below it).
+MAX_LABELS = 100_000
+
+
+class ConfigError(ValueError):
+    """A config.json (or config argument) with a field of the wrong type or an impossible value;
+    the message names the field (and the file, when read from one)."""
 
 
 @dataclass(init=False)
@@ -67,14 +77,14 @@ class RobertaConfig:
         if model_type in SAME_ARCHITECTURE:  # XLM-R and CamemBERT are RoBERTa with another vocab
             extra["model_type"] = model_type
         elif model_type != "roberta":
-            raise ValueError(f"model_type is {model_type!r}; minirobera only runs model_type "
+            raise ConfigError(f"model_type is {model_type!r}; minirobera only runs model_type "
                              f"'roberta' (or {', '.join(SAME_ARCHITECTURE)}, the same architecture)")
         kwargs.pop("label2id", None)  # derived from id2label
         num_labels = kwargs.pop("num_labels", None)
         if kwargs.get("id2label") is None:
             kwargs.pop("id2label", None)
             if num_labels is not None:  # transformers: num_labels=n means LABEL_0..LABEL_{n-1}
-                _check_int("num_labels", num_labels, minimum=1)
+                _check_int("num_labels", num_labels, minimum=1, maximum=MAX_LABELS)
                 kwargs["id2label"] = {i: f"LABEL_{i}" for i in range(num_labels)}
         for f in dataclasses.fields(self):
             if f.name != "extra":
@@ -82,7 +92,7 @@ class RobertaConfig:
                 default = f.default if missing else f.default_factory()
                 setattr(self, f.name, kwargs.pop(f.name, default))
         self.extra = {**extra, **kwargs}  # what is left is unknown to this class
-        self.id2label = {int(k): str(v) for k, v in dict(self.id2label).items()}
+        self.id2label = _labels(self.id2label)
         self.validate()
 
     # ------------------------------------------------------------------ derived values
@@ -111,39 +121,56 @@ class RobertaConfig:
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
-        """Raise ValueError naming the first impossible field.
+        """Raise ConfigError (a ValueError) naming the first impossible field.
 
         >>> RobertaConfig(hidden_size=10, num_attention_heads=4)
         Traceback (most recent call last):
         ...
-        ValueError: hidden_size (10) must be a multiple of num_attention_heads (4)
+        minirobera.config.ConfigError: hidden_size (10) must be a multiple of num_attention_heads (4)
         """
         for name in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("num_hidden_layers", self.num_hidden_layers, minimum=0)
         if self.hidden_size % self.num_attention_heads:
-            raise ValueError(f"hidden_size ({self.hidden_size}) must be a multiple of "
-                             f"num_attention_heads ({self.num_attention_heads})")
-        if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; "
-                             f"choose one of {sorted(ACTIVATIONS)}")
-        if not (isinstance(self.layer_norm_eps, (int, float)) and self.layer_norm_eps > 0):
-            raise ValueError(f"layer_norm_eps must be a positive number, "
-                             f"got {self.layer_norm_eps!r}")
+            raise ConfigError(f"hidden_size ({self.hidden_size}) must be a multiple of "
+                              f"num_attention_heads ({self.num_attention_heads})")
+        if not isinstance(self.hidden_act, str) or self.hidden_act not in ACTIVATIONS:
+            raise ConfigError(f"hidden_act {self.hidden_act!r} is not supported; "
+                              f"choose one of {sorted(ACTIVATIONS)}")
+        _check_number("layer_norm_eps", self.layer_norm_eps, positive=True)
+        _check_number("initializer_range", self.initializer_range)
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            if not (name == "classifier_dropout" and getattr(self, name) is None):
+                _check_number(name, getattr(self, name), at_most=1)
+        for name in ("is_decoder", "tie_word_embeddings"):  # "no" or 0 is no bool: not guessed
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         _check_int("pad_token_id", self.pad_token_id, minimum=0)
+        for name in ("bos_token_id", "eos_token_id"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=0)
         if self.pad_token_id >= self.vocab_size:
-            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be below vocab_size "
-                             f"({self.vocab_size})")
+            raise ConfigError(f"pad_token_id ({self.pad_token_id}) must be below vocab_size "
+                              f"({self.vocab_size})")
         if self.max_position_embeddings <= self.pad_token_id + 1:
-            raise ValueError(f"max_position_embeddings ({self.max_position_embeddings}) leaves no "
-                             f"room for a token: positions start at pad_token_id + 1 = "
-                             f"{self.pad_token_id + 1}")
+            raise ConfigError(f"max_position_embeddings ({self.max_position_embeddings}) leaves "
+                              f"no room for a token: positions start at pad_token_id + 1 = "
+                              f"{self.pad_token_id + 1}")
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
-            raise ValueError(f"problem_type {self.problem_type!r} must be None or one of "
-                             f"{list(PROBLEM_TYPES)}")
+            raise ConfigError(f"problem_type {self.problem_type!r} must be None or one of "
+                              f"{list(PROBLEM_TYPES)}")
         if not self.id2label:
-            raise ValueError("id2label is empty: num_labels must be at least 1")
+            raise ConfigError("id2label is empty: num_labels must be at least 1")
+        if len(self.id2label) > MAX_LABELS:
+            raise ConfigError(f"id2label has {len(self.id2label)} labels, more than MAX_LABELS "
+                              f"({MAX_LABELS})")
+        # Quirk kept out: transformers' RobertaSelfAttention also has relative_key(_query)
+        # position embeddings (Shaw et al.); this encoder only adds absolute positions.
+        kind = self.extra.get("position_embedding_type", "absolute")
+        if kind != "absolute":
+            raise ConfigError(f"position_embedding_type {kind!r} is not supported: minirobera "
+                              f"implements RoBERTa's 'absolute' position embeddings only")
 
     # ------------------------------------------------------------------ dict / json
     @classmethod
@@ -156,6 +183,8 @@ class RobertaConfig:
         """
         if not isinstance(d, dict):
             raise TypeError(f"a config must be a dict, got {type(d).__name__}")
+        if not all(isinstance(k, str) for k in d):
+            raise ConfigError("a config's field names must be strings")
         return cls(**d)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -199,16 +228,19 @@ class RobertaConfig:
         try:
             with open(path, encoding="utf-8") as f:
                 d = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from None
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+            raise ConfigError(f"{path} is not valid JSON: {e}") from None
         if not isinstance(d, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(d).__name__}")
+            raise ConfigError(f"{path} must hold a JSON object, got {type(d).__name__}")
         model_type = d.get("model_type", "roberta")
         if model_type != "roberta" and model_type not in SAME_ARCHITECTURE:
-            raise ValueError(f"{path} describes a {model_type!r} model; minirobera only runs "
-                             f"model_type 'roberta' (or {', '.join(SAME_ARCHITECTURE)}, the same "
-                             f"architecture)")
-        return cls.from_dict(d)
+            raise ConfigError(f"{path} describes a {model_type!r} model; minirobera only runs "
+                              f"model_type 'roberta' (or {', '.join(SAME_ARCHITECTURE)}, the "
+                              f"same architecture)")
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
 
     def save_pretrained(self, save_directory) -> str:
         """Write config.json into `save_directory` (created if needed); return its path."""
@@ -219,8 +251,37 @@ class RobertaConfig:
         return path
 
 
-def _check_int(name, value, minimum):
+def _check_int(name, value, minimum, maximum=None):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ConfigError(f"{name} must be an integer, got {value!r:.80}")
     if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
+
+
+def _check_number(name, value, positive=False, at_most=None):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ConfigError(f"{name} must be a number, got {value!r:.80}")
+    if value < 0 or (positive and value == 0) or (at_most is not None and value > at_most):
+        bound = f"in [0, {at_most}]" if at_most is not None else "a positive number" if positive \
+            else "non-negative"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def _labels(id2label) -> Dict[int, str]:
+    """{int id: str label} from a config's id2label (JSON keys are strings): ids 0..n-1."""
+    if not isinstance(id2label, dict):
+        raise ConfigError(f"id2label must be an object {{id: label}}, got {id2label!r:.80}")
+    out = {}
+    for k, v in id2label.items():
+        if isinstance(k, bool) or not (isinstance(k, int) or (isinstance(k, str) and re.fullmatch(
+                r"[0-9]{1,9}", k))):
+            raise ConfigError(f"id2label has the key {k!r:.40}; its keys must be label ids "
+                              f"0, 1, ...")
+        if not isinstance(v, str):
+            raise ConfigError(f"id2label[{k!r}] must be a string label, got {v!r:.40}")
+        out[int(k)] = v
+    if sorted(out) != list(range(len(out))):
+        raise ConfigError(f"id2label's ids must be 0..{len(out) - 1}, got {sorted(out)[:10]}")
+    return out

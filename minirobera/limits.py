@@ -43,6 +43,9 @@ import numpy as np
 # small checkpoint, far below what a memory bomb asks for.
 FILE_SIZE_FACTOR = 4
 BUDGET_FLOOR = 64 << 20
+# Trained float weights barely compress (gzip gets ~1.1x); a stored block that inflates to more
+# than this many times its size (+ 1 MiB for small all-zero tensors) is a bomb, not weights.
+MAX_INFLATION = 16
 
 
 class CheckpointError(ValueError):
@@ -143,6 +146,20 @@ def check_strided(path, name, size, stride, offset, storage_numel) -> int:
                               f"{offset}) reaches element {last} of a storage of "
                               f"{storage_numel} elements")
     return last + 1
+
+
+def check_inflation(path, name, nbytes: int, stored: int) -> None:
+    """Refuse data that would inflate from `stored` bytes in the file to `nbytes` in memory
+    past MAX_INFLATION (an HDF5 dataset never written has 0 stored bytes: its fill value).
+
+    >>> check_inflation("tf_model.h5", "/w", nbytes=10 << 30, stored=4 << 20)
+    Traceback (most recent call last):
+    ...
+    minirobera.limits.CheckpointError: tf_model.h5: '/w' would inflate 4194304 stored bytes to 10737418240; refused (weights do not compress 16x)
+    """
+    if nbytes > MAX_INFLATION * stored + (1 << 20):
+        raise CheckpointError(f"{path}: {name!r} would inflate {stored} stored bytes to "
+                              f"{nbytes}; refused (weights do not compress {MAX_INFLATION}x)")
 
 
 def read_at_most(stream, nbytes: int, path, name) -> bytes:
