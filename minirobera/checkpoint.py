@@ -224,10 +224,10 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
         # before the table is expanded: a config claiming 10**9 layers fails here, at once
         fewer = copy.copy(config)
         fewer.num_hidden_layers = have + 1
+        names = {name for name, *_ in table_rows(fewer, ("encoder",))}
         missing = [name for name, *_ in table_rows(fewer, ("encoder",)) if name not in by_name]
-        if config.num_hidden_layers > have + 1:
-            missing.append(f"... and layers {have + 1}-{config.num_hidden_layers - 1}")
-        raise _lacks(source, model_name, config, missing, sorted(k for k, _ in by_name.values()))
+        raise _lacks(source, model_name, config, missing,
+                     sorted({k for n, (k, _) in by_name.items() if n not in names}), have)
     params, used, missing, fresh = {}, set(), [], []
     rng = np.random.default_rng() if rng is None else rng
     for name, path, shape, part in table_rows(config, parts):
@@ -250,9 +250,11 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
     return params, {"missing": missing, "unexpected": unexpected, "initialised": fresh}
 
 
-def _lacks(source, model_name, config, missing, unused):
+def _lacks(source, model_name, config, missing, unused, have=None):
     instead = f" Unused in it: {_short(unused, 3)}." if unused else ""
-    return CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}. "
+    holds = "" if have is None else (f" It holds {have} encoder layers, not "
+                                     f"{config.num_hidden_layers}.")
+    return CheckpointError(f"{source} lacks weights {model_name} needs: {_short(missing)}.{holds} "
                            f"Is it a RoBERTa checkpoint with num_hidden_layers="
                            f"{config.num_hidden_layers}?{instead}")
 
@@ -568,12 +570,14 @@ class _StandIn:
         raise CheckpointError("the pickle tries to modify an allowed global; refused")
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(pickle._Unpickler):
     """Unpickles a state dict and nothing else: every global is looked up in an allow-list
     of harmless stand-ins. Nothing from the file is ever imported or called.
 
     ALLOWED is the whole list (a test holds it to exactly these three); the storage types
     (torch.FloatStorage & co.) are answered with _StorageType, which only names a dtype.
+    It is pickle's pure-Python unpickler: a length the pickle declares (BINBYTES8 of 2**40)
+    is asked of the bounded stream, which gives what it has, where the C one allocates it first.
     """
 
     ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
