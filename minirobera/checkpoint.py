@@ -934,7 +934,7 @@ def _h5_read(h5py, dataset, pt_name, transpose, limits):
     shape = tuple(dataset.shape or ())
     limits.admit(pt_name, shape[::-1] if transpose else shape)
     nbytes = int(np.prod(shape, dtype=object)) * dataset.dtype.itemsize
-    chunk = int(np.prod(dataset.chunks, dtype=object)) * dataset.dtype.itemsize if dataset.chunks else 0
+    chunk = int(np.prod(dataset.chunks or (0,), dtype=object)) * dataset.dtype.itemsize
     if chunk > max(nbytes, 1 << 20):
         raise CheckpointError(f"{path}: {name!r} declares chunks of {chunk} bytes for {nbytes} "
                               f"bytes of data; refused")

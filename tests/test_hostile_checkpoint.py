@@ -277,8 +277,8 @@ def test_h5_never_follows_a_link_out_of_the_file(tmp_path, secret, kind):
     secret_h5 = tmp_path / "secret.h5"
     with h5py.File(secret_h5, "w") as f:
         f["data"] = np.frombuffer(secret.read_bytes()[:32], np.float32)
-    write = {"external_storage": _external_storage(secret), "external_link": _external_link(secret_h5),
-             "soft_link": _soft_link, "virtual": _virtual(secret_h5)}[kind]
+    write = {"external_storage": _external_storage(secret), "soft_link": _soft_link,
+             "external_link": _external_link(secret_h5), "virtual": _virtual(secret_h5)}[kind]
     path = keras_h5(tmp_path / "tf_model.h5", write)
     expected = {"external_storage": "outside the file", "external_link": "ExternalLink",
                 "soft_link": "SoftLink", "virtual": "outside the file"}[kind]
