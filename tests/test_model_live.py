@@ -84,22 +84,28 @@ def torch_outputs(model, inputs):
             if isinstance(v, torch.Tensor) or (isinstance(v, tuple) and v)}
 
 
-def assert_same(ours, theirs, mask, causal):
+def assert_same(ours, theirs, mask, causal, truth=None):
+    """ours within ATOL of torch's float32 outputs; or, given the float64 `truth`, no more
+    than ATOL further from it than torch's own float32 outputs are."""
     mask = mask.reshape(-1, mask.shape[-1]) != 0
     # query rows that see no key: eager and SDPA attention disagree there, never compared
     skip = ~(np.cumsum(mask, 1) > 0 if causal else np.broadcast_to(mask.any(1, keepdims=True), mask.shape))
     assert set(ours.keys()) == set(theirs), (ours.keys(), theirs.keys())
+    truth = theirs if truth is None else truth
     for key, expected in theirs.items():
-        for i, (a, b) in enumerate(zip(*(v if isinstance(v, tuple) else (v,)
-                                          for v in (ours[key], expected)))):
+        for i, (a, b, t) in enumerate(zip(*(v if isinstance(v, tuple) else (v,)
+                                             for v in (ours[key], expected, truth[key])))):
             assert a.shape == b.shape and a.dtype == np.float32, key
             if key == "attentions":
-                a, b = a.transpose(0, 2, 1, 3)[~skip], b.transpose(0, 2, 1, 3)[~skip]
+                a, b, t = (x.transpose(0, 2, 1, 3)[~skip] for x in (a, b, t))
             elif a.ndim >= 2 and a.shape[:2] == skip.shape:
-                a, b = a[~skip], b[~skip]
+                a, b, t = a[~skip], b[~skip], t[~skip]
             assert np.isfinite(a).all(), key
             if a.size:
-                assert np.abs(a - b).max() <= ATOL, f"{key}[{i}] differs by {np.abs(a - b).max()}"
+                torch_error = np.abs(b.astype(np.float64) - t).max()
+                error = np.abs(a.astype(np.float64) - t).max()
+                assert error <= ATOL + torch_error, (f"{key}[{i}] is {error:.3g} from the "
+                                                    f"reference (torch float32: {torch_error:.3g})")
 
 
 @settings(max_examples=EXAMPLES, deadline=None,
@@ -121,7 +127,12 @@ def test_random_configs_saved_by_transformers_load_equal(case):
         model.save_pretrained(folder)
         ours = getattr(modeling, cls_name).from_pretrained(folder)
         out = ours(**inputs, output_hidden_states=True, output_attentions=True)
-    assert_same(out, torch_outputs(model, inputs), inputs["attention_mask"], kw["is_decoder"])
+    theirs = torch_outputs(model, inputs)
+    # Random configs reach activations where float32 rounding alone passes 1e-5 (1.25e-5 was
+    # seen): judged against float64 truth, minirobera must be within ATOL of torch's own
+    # float32 distance from it, not of torch's float32 outputs.
+    truth = torch_outputs(model.double(), inputs)
+    assert_same(out, theirs, inputs["attention_mask"], kw["is_decoder"], truth)
 
 
 def jitter(params, rng, seen=None):
