@@ -379,8 +379,12 @@ def _bpe_model(path: str):
         raise file_error(path, "model", f"must be a BPE model with a vocab, got type "
                                         f"{model.get('type')!r:.60}")
     vocab = check_vocab(model["vocab"], path, "model.vocab")
+    merges = check_type(model.get("merges", []), list, path, "model.merges")
+    for n, merge in enumerate(merges):
+        if not isinstance(merge, (str, list)):
+            raise file_error(path, f"model.merges[{n}]", f"must be 'left right' or [left, right], "
+                                                         f"got {merge!r:.60}")
     with reading(path):
-        merges = _bpe.parse_merges(check_type(model.get("merges", []), list, path, "model.merges"),
-                                   source=f"{path}: model.merges")
+        merges = _bpe.parse_merges(merges, source=f"{path}: model.merges")
     return vocab, check_merges(merges, vocab, path)
 
