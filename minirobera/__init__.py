@@ -43,6 +43,7 @@ _EXPORTS = {
     "RobertaTokenizer": "tokenizer",
     "XLMRobertaTokenizer": "xlm_roberta",
     "CamembertTokenizer": "xlm_roberta",
+    "TokenizerFileError": "tokenizer_files",
     "RobertaConfig": "config",
     "RobertaModel": "modeling",
     "RobertaForMaskedLM": "modeling",

@@ -3,7 +3,9 @@
 Owns argument parsing, reading inputs (arguments, or stdin one input per line), the
 readable tables printed by default, the JSON Lines printed with --json, and exit codes:
 0 done, 1 a file or download problem (hub, disk), 2 bad usage or bad input, each
-reported as one line on stderr without a traceback. Leaves every computation to
+reported as one line on stderr without a traceback. A stdin line that is not valid UTF-8
+is reported ("not valid UTF-8 on stdin (line N)") and skipped; the other lines run, and
+the exit code is 2 at the end. Leaves every computation to
 pipelines.py.
 
     minirobera fill-mask "The capital of France is <mask>." --top-k 3
@@ -27,6 +29,7 @@ import os
 import sys
 from typing import List, Optional
 
+from .bpe import find_surrogate
 from .pipelines import DEFAULT_MODELS, InputTooLongError, pipeline
 
 AGGREGATIONS = ["none", "simple", "first", "average", "max"]
@@ -131,37 +134,79 @@ def _command(sub, name, help_text, task, texts=True):
     return p
 
 
-def read_texts(texts: List[str], stdin) -> List[str]:
+def read_texts(texts: List[str], stdin, bad_lines: Optional[List[int]] = None) -> List[str]:
     """The TEXT arguments, else the non-empty lines of stdin (UsageError when there are none).
+
+    A stdin line that is not valid UTF-8 is left out and its number (from 1) appended to
+    `bad_lines`, so one bad line does not stop the others; without `bad_lines` it is a
+    UsageError.
 
     >>> import io
     >>> read_texts([], io.StringIO("first line\\n\\nsecond\\n"))
     ['first line', 'second']
+    >>> bad = []
+    >>> read_texts([], io.BytesIO(b"caf\\xe9\\nok\\n"), bad), bad
+    (['ok'], [1])
     """
     if texts:
         return texts
     if stdin is None or stdin.isatty():
         raise UsageError("no text given: pass TEXT arguments or pipe text on stdin "
                          "(one input per line)")
-    lines = [line.rstrip("\r\n") for line in stdin]
-    lines = [line for line in lines if line.strip()]
-    if not lines:
+    lines, bad = [], []
+    for number, line in enumerate(_stdin_lines(stdin), 1):
+        if line is None:
+            bad.append(number)
+        elif line.strip():
+            lines.append(line)
+    if bad and bad_lines is None:
+        raise UsageError(not_utf8(bad[0]))
+    if bad_lines is not None:
+        bad_lines += bad
+    if not lines and not bad:
         raise UsageError("stdin was empty: pass TEXT arguments or pipe one input per line")
     return lines
 
 
+def not_utf8(line: int) -> str:
+    return f"not valid UTF-8 on stdin (line {line})"
+
+
+def _stdin_lines(stdin):
+    """Each line of stdin without its line end, or None where it is not valid UTF-8.
+
+    Bytes are read where stdin has them (sys.stdin.buffer), so the check is UTF-8 itself
+    whatever the locale; a text stream's undecodable bytes show up as lone surrogates
+    (Python's surrogateescape), which are bad lines too.
+    """
+    raw = getattr(stdin, "buffer", stdin)
+    for line in raw:
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                yield None
+                continue
+        line = line.rstrip("\r\n")
+        yield None if find_surrogate(line) >= 0 else line
+
+
 # ==================================================================== running
 
-def run(args, stdin):
-    """Run the pipeline of `args.task`; return (inputs, one result per input)."""
-    pipe = pipeline(args.task, args.model, revision=args.revision)
+def run(args, stdin, bad_lines: Optional[List[int]] = None):
+    """Run the pipeline of `args.task`; return (inputs, one result per input). The numbers
+    of stdin lines left out as not UTF-8 are appended to `bad_lines`."""
     if args.task == "question-answering":
         context = args.context if args.context is not None else _read_all(stdin)
+        pipe = pipeline(args.task, args.model, revision=args.revision)
         result = pipe(question=args.question, context=context, top_k=args.top_k,
                       handle_impossible_answer=args.impossible,
                       max_answer_len=args.max_answer_len)
         return [args.question], [result]
-    texts = read_texts(args.texts, stdin)
+    texts = read_texts(args.texts, stdin, bad_lines)
+    if not texts:
+        return [], []
+    pipe = pipeline(args.task, args.model, revision=args.revision)
     options, inputs = _options(args), texts
     if args.task == "text-classification" and args.pair is not None:
         inputs = [{"text": t, "text_pair": args.pair} for t in texts]
@@ -174,7 +219,14 @@ def run(args, stdin):
 def _read_all(stdin) -> str:
     if stdin is None or stdin.isatty():
         raise UsageError("no context given: pass --context TEXT or pipe the context on stdin")
-    text = stdin.read().rstrip("\r\n")  # the newline `echo` adds is not part of the text
+    raw = getattr(stdin, "buffer", stdin).read()
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as e:
+        raise UsageError(not_utf8(raw.count(b"\n", 0, e.start) + 1)) from None
+    if find_surrogate(text) >= 0:
+        raise UsageError(not_utf8(text.count("\n", 0, find_surrogate(text)) + 1))
+    text = text.rstrip("\r\n")  # the newline `echo` adds is not part of the text
     if not text.strip():
         raise UsageError("stdin was empty: pass --context TEXT or pipe the context on stdin")
     return text
@@ -330,8 +382,9 @@ def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None)
     except SystemExit as exit_:  # --help: argparse printed it
         return int(exit_.code or 0)
     prog = f"minirobera {args.command}"
+    bad_lines: List[int] = []
     try:
-        inputs, results = run(args, stdin)
+        inputs, results = run(args, stdin, bad_lines)
         print_results(args.task, inputs, results, args.json, stdout)
     except InputTooLongError as e:
         return _fail(stderr, prog, _too_long_message(args, e), 2)
@@ -344,7 +397,9 @@ def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None)
         return _fail(stderr, prog, e, 1)
     except KeyboardInterrupt:
         return 130
-    return 0
+    for line in bad_lines:  # the other lines ran; these are reported, and the exit code says so
+        _fail(stderr, prog, f"{not_utf8(line)}: line skipped", 2)
+    return 2 if bad_lines else 0
 
 
 def _too_long_message(args, error: InputTooLongError) -> str:

@@ -344,7 +344,18 @@ class Pipeline:
                             f"{type(text).__name__}: {text!r:.80}")
         with warnings.catch_warnings():  # too long: _forward raises a clearer error
             warnings.filterwarnings("ignore", "Token indices sequence length")
-            return self.tokenizer(text, **kwargs)
+            return self.tokenizer(text, **self._cut_at_model(kwargs))
+
+    def _cut_at_model(self, kwargs: dict) -> dict:
+        """`truncation` without `max_length` cuts at the tokenizer's model_max_length, as in
+        transformers; a tokenizer without a limit (model_max_length int(1e30), e.g. from a
+        bare sentencepiece.bpe.model) or with one past the position table cuts at what the
+        model holds instead of feeding it positions it does not have."""
+        if kwargs.get("truncation") not in (None, False, "do_not_truncate") \
+                and kwargs.get("max_length") is None \
+                and self.tokenizer.model_max_length > self.max_tokens:
+            return {**kwargs, "max_length": self.max_tokens}
+        return kwargs
 
 
 # ==================================================================== fill-mask
@@ -612,7 +623,8 @@ class TextClassificationPipeline(Pipeline):
                                  f"got keys {sorted(item)}")
             for key in item:
                 self._check_str(item[key], key)
-            return self.tokenizer(item["text"], text_pair=item.get("text_pair"), **kwargs)
+            return self.tokenizer(item["text"], text_pair=item.get("text_pair"),
+                                  **self._cut_at_model(kwargs))
         if isinstance(item, (list, tuple)):
             raise ValueError("The pipeline received invalid inputs, if you are trying to send "
                              "text pairs, you can try to send a dictionary "

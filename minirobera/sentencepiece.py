@@ -14,6 +14,12 @@ Owns:
     characters scored min_score - 10 and runs of them fused into one `<unk>`;
   * the Metaspace decoder.
 
+The .model file is untrusted input: read_model_proto checks its structure at load (varints of
+at most 10 bytes, lengths inside the message, UTF-8 piece names, known piece types, finite
+scores, a charsmap whose trie indices and targets are in range and valid UTF-8), and every
+problem is a TokenizerFileError naming the file and the field, never an IndexError at encode
+time.
+
 Leaves out: sentencepiece's own normalizer (remove_extra_whitespaces and add_dummy_prefix
 are read but tokenizers emulates them with the pre-tokenizer, as done here), BPE-type
 SentencePiece models, byte fallback, sampling / n-best, training, and the special tokens,
@@ -29,10 +35,14 @@ Unicode version forms can split differently from the reference.
 """
 
 import base64
+import binascii
+import math
 import struct
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .tokenizer_files import TokenizerFileError, file_error
 
 META = "\u2581"  # '▁', SentencePiece's meta symbol for a space
 UNK_PENALTY = 10.0  # tokenizers' K_UNK_PENALTY: an unknown character scores min_score - 10
@@ -56,6 +66,10 @@ class SentencePieceModel:
     model_type: int = 1  # TrainerSpec.model_type: 1 unigram, 2 bpe, 3 word, 4 char
 
 
+class _ProtoError(Exception):
+    """A malformed protobuf message; read_model_proto names the file and the field."""
+
+
 def _fields(data: bytes) -> Iterator[Tuple[int, int, object]]:
     """(field number, wire type, value) of one protobuf message; varints decoded."""
     pos, end = 0, len(data)
@@ -72,26 +86,37 @@ def _fields(data: bytes) -> Iterator[Tuple[int, int, object]]:
         elif wire == 5:
             value, pos = data[pos:pos + 4], pos + 4
         else:
-            raise ValueError(f"not a SentencePiece model: protobuf wire type {wire} at byte {pos}")
+            raise _ProtoError(f"protobuf wire type {wire} at byte {pos}")
         if pos > end:
-            raise ValueError("not a SentencePiece model: the protobuf message is cut short")
+            raise _ProtoError("the protobuf message is cut short")
         yield number, wire, value
 
 
 def _varint(data: bytes, pos: int) -> Tuple[int, int]:
-    result = shift = 0
-    while True:
+    """A protobuf varint: at most 10 bytes (64 bits), as protobuf itself reads them, so a run
+    of 0xFF bytes fails at once instead of building an ever larger number."""
+    result = 0
+    for shift in range(0, 70, 7):
         if pos >= len(data):
-            raise ValueError("not a SentencePiece model: a protobuf varint runs past the end")
+            raise _ProtoError("a protobuf varint runs past the end")
         byte = data[pos]
         result |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
+        pos += 1
         if byte < 0x80:
-            return result, pos
+            return result & 0xFFFFFFFFFFFFFFFF, pos
+    raise _ProtoError(f"a protobuf varint at byte {pos - 10} is longer than 10 bytes")
+
+
+def _utf8(value: bytes, path, field: str) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise file_error(path, field, f"is not valid UTF-8 ({e.reason} at byte {e.start})") from None
 
 
 def read_model_proto(source) -> SentencePieceModel:
-    """Parse a `sentencepiece.bpe.model` file (path or bytes) into a SentencePieceModel.
+    """Parse a `sentencepiece.bpe.model` file (path or bytes) into a SentencePieceModel,
+    checking its structure (a TokenizerFileError names the file and the field).
 
     >>> piece = b"\\x0a\\x01a" + b"\\x15" + struct.pack("<f", -1.5)    # piece "a", score -1.5
     >>> spec = b"\\x18\\x00"                                            # add_dummy_prefix: false
@@ -99,36 +124,57 @@ def read_model_proto(source) -> SentencePieceModel:
     >>> model.pieces, model.add_dummy_prefix
     ([('a', -1.5, 1)], False)
     """
-    data = source if isinstance(source, (bytes, bytearray)) else open(source, "rb").read()
-    model = SentencePieceModel()
-    for number, wire, value in _fields(bytes(data)):
-        if number == 1 and wire == 2:  # repeated SentencePiece pieces
-            piece, score, kind = "", 0.0, NORMAL
-            for n, w, v in _fields(value):
-                if n == 1 and w == 2:
-                    piece = v.decode("utf-8")
-                elif n == 2 and w == 5:
-                    score = struct.unpack("<f", v)[0]
-                elif n == 3 and w == 0:
-                    kind = v
-            model.pieces.append((piece, score, kind))
-        elif number == 2 and wire == 2:  # TrainerSpec
-            for n, w, v in _fields(value):
-                if n == 3 and w == 0:
-                    model.model_type = v
-        elif number == 3 and wire == 2:  # NormalizerSpec
-            for n, w, v in _fields(value):
-                if n == 1 and w == 2:
-                    model.normalizer_name = v.decode("utf-8")
-                elif n == 2 and w == 2:
-                    model.precompiled_charsmap = bytes(v)
-                elif n == 3 and w == 0:
-                    model.add_dummy_prefix = bool(v)
-                elif n == 4 and w == 0:
-                    model.remove_extra_whitespaces = bool(v)
+    if isinstance(source, (bytes, bytearray)):
+        data, path = bytes(source), "the SentencePiece model"
+    else:
+        with open(source, "rb") as f:
+            data, path = f.read(), source
+    model, field = SentencePieceModel(), "the model"
+    try:
+        for number, wire, value in _fields(data):
+            if number == 1 and wire == 2:  # repeated SentencePiece pieces
+                field = f"piece {len(model.pieces)}"
+                model.pieces.append(_piece(value, path, field))
+            elif number == 2 and wire == 2:  # TrainerSpec
+                field = "trainer_spec"
+                for n, w, v in _fields(value):
+                    if n == 3 and w == 0:
+                        model.model_type = v
+            elif number == 3 and wire == 2:  # NormalizerSpec
+                field = "normalizer_spec"
+                for n, w, v in _fields(value):
+                    if n == 1 and w == 2:
+                        model.normalizer_name = _utf8(v, path, "normalizer_spec.name")
+                    elif n == 2 and w == 2:
+                        model.precompiled_charsmap = bytes(v)
+                    elif n == 3 and w == 0:
+                        model.add_dummy_prefix = bool(v)
+                    elif n == 4 and w == 0:
+                        model.remove_extra_whitespaces = bool(v)
+            field = "the model"
+    except _ProtoError as e:
+        raise file_error(path, field, f"is not a SentencePiece model: {e}") from None
     if not model.pieces:
-        raise ValueError("not a SentencePiece model: no pieces found")
+        raise file_error(path, "pieces", "are missing: not a SentencePiece model")
+    CharsMap(model.precompiled_charsmap, source=f"{path}: normalizer_spec.precompiled_charsmap")
     return model
+
+
+def _piece(message: bytes, path, field: str) -> Tuple[str, float, int]:
+    """(piece, score, type) of one ModelProto.SentencePiece message, checked."""
+    piece, score, kind = "", 0.0, NORMAL
+    for n, w, v in _fields(message):
+        if n == 1 and w == 2:
+            piece = _utf8(v, path, f"{field} name")
+        elif n == 2 and w == 5:
+            score = struct.unpack("<f", v)[0]
+        elif n == 3 and w == 0:
+            kind = v
+    if math.isnan(score):
+        raise file_error(path, f"{field} ({piece!r:.40})", "has a score that is not a number")
+    if not NORMAL <= kind <= BYTE:
+        raise file_error(path, f"{field} ({piece!r:.40})", f"has an unknown type {kind}")
+    return piece, score, kind
 
 
 # --- the precompiled charsmap (darts-clone double array) ---------------------------------------
@@ -136,26 +182,45 @@ def read_model_proto(source) -> SentencePieceModel:
 class CharsMap:
     """sentencepiece's precompiled charsmap: [u32 trie size][trie units][NUL-separated targets].
 
+    The trie is checked when the map is built: every leaf's value unit lies inside the trie
+    and every value points at a target that is valid UTF-8, so a lookup can never index out
+    of range. `source` names the file (and field) in the TokenizerFileError otherwise.
+
     >>> CharsMap(b"").transform("a") is None    # an empty map normalizes nothing
     True
+    >>> CharsMap(bytes([1, 0]), source="x.model")
+    Traceback (most recent call last):
+    ...
+    minirobera.tokenizer_files.TokenizerFileError: x.model is corrupt: 2 bytes, but a charsmap starts with a 4-byte trie size
     """
 
-    def __init__(self, blob: bytes):
+    def __init__(self, blob: bytes, source: str = "precompiled_charsmap"):
         self.blob = blob = bytes(blob)  # kept for save_pretrained (tokenizer.json holds it)
         if not blob:
             self.units, self.targets = (), b""
         else:
+            if len(blob) < 4:
+                raise TokenizerFileError(f"{source} is corrupt: {len(blob)} bytes, but a charsmap "
+                                         f"starts with a 4-byte trie size")
             (size,) = struct.unpack_from("<I", blob)
             if size % 4 or 4 + size > len(blob):
-                raise ValueError("precompiled_charsmap is corrupt: its trie size does not fit")
+                raise TokenizerFileError(f"{source} is corrupt: its trie size ({size} bytes) does "
+                                         f"not fit in its {len(blob)} bytes")
             self.units = struct.unpack_from(f"<{size // 4}I", blob, 4)
             self.targets = blob[4 + size:]
+            _check_trie(self.units, self.targets, source)
         self._cache: Dict[str, Optional[str]] = {}
 
     @classmethod
-    def from_base64(cls, text: Optional[str]) -> "CharsMap":
+    def from_base64(cls, text: Optional[str], source: str = "precompiled_charsmap") -> "CharsMap":
         """The map as tokenizer.json stores it (base64 of the same bytes)."""
-        return cls(base64.b64decode(text) if text else b"")
+        if text is not None and not isinstance(text, str):
+            raise TokenizerFileError(f"{source} must be a base64 string, got {type(text).__name__}")
+        try:
+            blob = base64.b64decode(text, validate=True) if text else b""
+        except binascii.Error as e:
+            raise TokenizerFileError(f"{source} is not valid base64 ({e})") from None
+        return cls(blob, source)
 
     def first_match(self, key: bytes) -> Optional[int]:
         """Value of the SHORTEST key in the trie that is a prefix of `key` (spm_precompiled's
@@ -194,6 +259,36 @@ class CharsMap:
 
 def _offset(unit: int) -> int:
     return (unit >> 10) << ((unit & (1 << 9)) >> 6)
+
+
+def _check_trie(units: Sequence[int], targets: bytes, source: str):
+    """Every unit with a leaf: its value unit (at its index XOR its offset) is in the trie and
+    that value is the start of a UTF-8 target; the root's offset is in the trie. Value units
+    (bit 31 set) hold no offset and unused units are 0, so both are skipped."""
+    n = len(units)
+    if n and _offset(units[0]) >= n:
+        raise TokenizerFileError(f"{source} is corrupt: the trie's root points past its {n} units")
+    checked = set()
+    for i, unit in enumerate(units):
+        if unit >> 31 or not (unit >> 8) & 1:
+            continue
+        leaf = i ^ _offset(unit)
+        if leaf >= n:
+            raise TokenizerFileError(f"{source} is corrupt: trie unit {i} points at unit {leaf}, "
+                                     f"past its {n} units")
+        value = units[leaf] & 0x7FFFFFFF
+        if value in checked:
+            continue
+        if value >= len(targets):
+            raise TokenizerFileError(f"{source} is corrupt: trie unit {i} points at target byte "
+                                     f"{value}, past its {len(targets)} bytes of targets")
+        stop = targets.find(b"\0", value)
+        try:
+            targets[value:stop if stop >= 0 else len(targets)].decode("utf-8")
+        except UnicodeDecodeError:
+            raise TokenizerFileError(f"{source} is corrupt: the target at byte {value} is not "
+                                     f"valid UTF-8") from None
+        checked.add(value)
 
 
 def normalize(charsmap: CharsMap, text: str) -> Tuple[str, List[Span]]:

@@ -79,7 +79,8 @@ class RobertaTokenizer(BatchAPIMixin):
         if isinstance(merges, (str, os.PathLike)):
             merges = _bpe.read_merges_txt(os.fspath(merges))
         self.bpe = BytePairEncoder(vocab, _bpe.parse_merges(merges))
-        self.add_prefix_space, self.trim_offsets = bool(add_prefix_space), bool(trim_offsets)
+        self.add_prefix_space = _flag("add_prefix_space", add_prefix_space)
+        self.trim_offsets = _flag("trim_offsets", trim_offsets)
         self._set_options(model_max_length, padding_side, truncation_side,
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
@@ -93,13 +94,17 @@ class RobertaTokenizer(BatchAPIMixin):
     def _set_options(self, model_max_length, padding_side, truncation_side,
                      clean_up_tokenization_spaces, roles: dict):
         """Check and keep the options every tokenizer here shares; `roles` -> self._special."""
+        if isinstance(model_max_length, (str, bool)):
+            raise TypeError(f"model_max_length must be an int, got {model_max_length!r:.60}")
         self.model_max_length = int(model_max_length)
         for name, side in (("Padding", padding_side), ("Truncation", truncation_side)):
             if side not in ("right", "left"):  # transformers' check and message
                 raise ValueError(f"{name} side should be selected between 'right' and 'left', "
                                  f"current value: {side}")
         self.padding_side, self.truncation_side = padding_side, truncation_side
-        self.clean_up_tokenization_spaces = bool(clean_up_tokenization_spaces)
+        cleanup = clean_up_tokenization_spaces  # None is "unset" (False), as in transformers
+        self.clean_up_tokenization_spaces = cleanup is not None and _flag(
+            "clean_up_tokenization_spaces", cleanup)
         self._special = {}  # role -> AddedToken
         for role in SPECIAL_TOKEN_ROLES:
             lstrip = self._mask_lstrip and role == "mask_token"
@@ -382,6 +387,19 @@ class RobertaTokenizer(BatchAPIMixin):
 
 
 # --- small helpers -------------------------------------------------------------------------
+
+def _flag(name: str, value) -> bool:
+    """An option that must be a bool (NumPy's too): "false" would otherwise be read as True.
+
+    >>> _flag("add_prefix_space", "false")
+    Traceback (most recent call last):
+    ...
+    TypeError: add_prefix_space must be True or False, got 'false'
+    """
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {value!r:.60}")
+
 
 def _to_list(ids):
     """NumPy arrays / scalars -> plain Python ints and lists."""

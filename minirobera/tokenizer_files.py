@@ -7,6 +7,10 @@ Owns:
     trim_offsets, model_max_length, sides), and the ids tokenizer.json fixes for added tokens;
   * writing all five files so the folder loads here and in transformers alike.
 
+Every file is untrusted input: a malformed field is a TokenizerFileError (a ValueError) that
+names the file and the field, never a TypeError / KeyError from deep inside, and never a value
+silently read as something else (`"add_prefix_space": "false"` is refused, not taken as True).
+
 Leaves out: parsing vocab.json / merges.txt and the BPE model in tokenizer.json (bpe.py),
 downloading and caching (hub.py), and building the tokenizer from the options
 (RobertaTokenizer.from_pretrained, which calls load_files). The functions that write take the
@@ -19,12 +23,161 @@ tokenizer as an argument; this module never imports tokenizer.py.
 """
 
 import json
+import math
 import os
+from contextlib import contextmanager
 from typing import Dict, Tuple
 
 from . import bpe as _bpe
 from .batching import VERY_LARGE_INTEGER
 from .added_tokens import SPECIAL_TOKEN_ROLES, AddedToken, _as_added_token
+
+
+MAX_ID = 2 ** 31 - 1  # ids are int32 for the model (and u32 in the reference): larger is refused
+BOOL_OPTIONS = ("add_prefix_space", "trim_offsets", "clean_up_tokenization_spaces")
+SIDE_OPTIONS = ("padding_side", "truncation_side")
+
+
+class TokenizerFileError(ValueError):
+    """A tokenizer file (vocab.json, merges.txt, tokenizer.json, tokenizer_config.json,
+    special_tokens_map.json, sentencepiece.bpe.model) is malformed. The message names the
+    file and the field.
+
+    >>> check_bool(True, "tokenizer_config.json", "add_prefix_space")
+    True
+    >>> check_bool("false", "tokenizer_config.json", "add_prefix_space")
+    Traceback (most recent call last):
+    ...
+    minirobera.tokenizer_files.TokenizerFileError: tokenizer_config.json: add_prefix_space must be true or false (a JSON boolean), got 'false'
+    """
+
+
+def file_error(path, field: str, problem: str) -> TokenizerFileError:
+    """The error for one bad `field` of the file at `path`: "<path>: <field> <problem>"."""
+    return TokenizerFileError(f"{os.fspath(path)}: {field} {problem}")
+
+
+@contextmanager
+def reading(path):
+    """Turn what a parser raises on a malformed file (bad UTF-8, bad JSON, a ValueError of
+    bpe.py's readers) into a TokenizerFileError that names the file."""
+    try:
+        yield
+    except TokenizerFileError:
+        raise
+    except (UnicodeDecodeError, RecursionError, ValueError, TypeError) as e:
+        what = ("is not valid UTF-8" if isinstance(e, UnicodeDecodeError)
+                else "nests too deeply" if isinstance(e, RecursionError) else "")
+        message = str(e) if not what else f"{what} ({e})"
+        name = os.fspath(path)
+        raise TokenizerFileError(message if message.startswith(name) else f"{name}: {message}") \
+            from e
+
+
+def read_json(path, what: type = dict):
+    """The JSON value in the file at `path`, which must be a `what` (a JSON object by default).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "tokenizer.json")
+    ...     _ = open(path, "w").write("[1, 2]")
+    ...     read_json(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    minirobera.tokenizer_files.TokenizerFileError: .../tokenizer.json: the file must be a JSON object, got a list
+    """
+    with reading(path), open(path, "rb") as f:
+        value = json.loads(f.read().decode("utf-8"))
+    check_type(value, what, path, "the file")
+    return value
+
+
+_JSON_NAMES = {dict: "a JSON object", list: "a JSON list", str: "a string", int: "an integer",
+               bool: "true or false (a JSON boolean)", float: "a number"}
+
+
+def _json_type(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def check_type(value, what: type, path, field: str):
+    """`value` if it is a `what` (bool is not an int here), else a TokenizerFileError."""
+    if not isinstance(value, what) or (what is int and isinstance(value, bool)):
+        raise file_error(path, field, f"must be {_JSON_NAMES.get(what, what.__name__)}, "
+                                      f"got {_json_type(value)}")
+    return value
+
+
+def check_bool(value, path, field: str) -> bool:
+    """A JSON boolean, as the reference wants it: "false", 0 or null are refused (transformers 5
+    raises a TypeError on them; reading "false" as True would give other ids)."""
+    if not isinstance(value, bool):
+        raise file_error(path, field, f"must be true or false (a JSON boolean), got {value!r:.60}")
+    return value
+
+
+def check_id(value, path, field: str) -> int:
+    """A token id: an integer in 0 .. 2**31 - 1 (not a float, string, null or bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise file_error(path, field, f"must be a token id (an integer from 0 to {MAX_ID}), "
+                                      f"got {value!r:.60}")
+    return value
+
+
+def check_vocab(vocab, path, field: str = "the vocab") -> Dict[str, int]:
+    """{token: id} with valid, distinct ids (two tokens on one id would decode ambiguously).
+
+    >>> check_vocab({"a": 0, "b": 0}, "vocab.json")
+    Traceback (most recent call last):
+    ...
+    minirobera.tokenizer_files.TokenizerFileError: vocab.json: the vocab gives id 0 to both 'a' and 'b'
+    """
+    check_type(vocab, dict, path, field)
+    seen: Dict[int, str] = {}
+    for token, i in vocab.items():
+        check_id(i, path, f"{field} entry {token!r:.60}:")
+        if i in seen:
+            raise file_error(path, field, f"gives id {i} to both {seen[i]!r:.60} and {token!r:.60}")
+        seen[i] = token
+    return vocab
+
+
+def check_merges(merges, vocab: Dict[str, int], path):
+    """Every merge makes a token of the vocab (the reference refuses such files too)."""
+    for n, (a, b) in enumerate(merges, 1):
+        if a + b not in vocab:
+            raise file_error(path, f"merge {n} ({a!r:.30} + {b!r:.30})",
+                             f"makes {a + b!r:.60}, which is not in the vocab")
+    return merges
+
+
+def _model_max_length(value, path) -> int:
+    """A positive integer; an integral float (1e+30) is taken, as transformers takes it."""
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise file_error(path, "model_max_length", f"must be a positive integer, got {value!r:.60}")
+    return min(value, VERY_LARGE_INTEGER)
+
+
+def _special_token(value, path, field: str):
+    """A special token from a file: a non-empty string, or an object with a non-empty
+    string `content` and boolean flags (as transformers 4 saved them)."""
+    if isinstance(value, dict):
+        content = value.get("content")
+        check_type(content, str, path, f"{field}.content")
+        for flag in ("lstrip", "rstrip", "normalized", "single_word", "special"):
+            if flag in value:
+                check_bool(value[flag], path, f"{field}.{flag}")
+    elif isinstance(value, str):
+        content = value
+    else:
+        raise file_error(path, field, f"must be a string or an object with a content, "
+                                      f"got {_json_type(value)}")
+    if not content:
+        raise file_error(path, field, "is an empty string; a special token needs content")
+    return value
 
 
 def read_files(path_or_repo_id, names, kwargs) -> Tuple[Dict[str, str], dict, Dict[str, int]]:
@@ -62,9 +215,12 @@ def load_files(path_or_repo_id, **kwargs) -> Tuple[dict, list, Dict[str, int], d
                                            ("vocab.json", "merges.txt", "tokenizer.json"), kwargs)
     vocab_file, merges_file, tokenizer_file = paths.values()
     if vocab_file and merges_file:
-        vocab, merges = _bpe.load_vocab(vocab_file), _bpe.read_merges_txt(merges_file)
+        with reading(vocab_file):
+            vocab = check_vocab(_bpe.load_vocab(vocab_file), vocab_file)
+        with reading(merges_file):
+            merges = check_merges(_bpe.read_merges_txt(merges_file), vocab, merges_file)
     elif tokenizer_file:
-        vocab, merges = _bpe.model_from_tokenizer_json(tokenizer_file)
+        vocab, merges = _bpe_model(tokenizer_file)
     else:
         missing = "vocab.json" if not vocab_file else "merges.txt"
         raise FileNotFoundError(f"{missing!r} not found in {os.fspath(path_or_repo_id)!r} (and no "
@@ -139,31 +295,66 @@ def tokenizer_json(tok) -> dict:
 
 
 def _read_config(path: str, known: dict) -> dict:
-    """The options we understand from tokenizer_config.json / special_tokens_map.json.
+    """The options we understand from tokenizer_config.json / special_tokens_map.json, each
+    checked (a null value counts as absent, except for the booleans, where the reference
+    refuses it).
 
     A special token given as a bare string keeps the flags (lstrip...) already `known` for
     that content from tokenizer.json: transformers saves "<mask>" as a string there.
     """
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
-    keep = set(SPECIAL_TOKEN_ROLES) | {"add_prefix_space", "trim_offsets", "model_max_length",
-                                       "padding_side", "truncation_side",
-                                       "clean_up_tokenization_spaces"}
-    out = {k: v for k, v in config.items() if k in keep and v is not None}
+    config = read_json(path)
+    out = {}
+    for name in BOOL_OPTIONS:
+        if name in config and not (name == "clean_up_tokenization_spaces" and config[name] is None):
+            out[name] = check_bool(config[name], path, name)
+    for name in SIDE_OPTIONS:
+        side = config.get(name)
+        if side is not None and side not in ("right", "left"):  # transformers' message
+            raise file_error(path, f"{name}:", f"{name.split('_')[0].capitalize()} side should be "
+                             f"selected between 'right' and 'left', current value: {str(side):.60}")
+        if side is not None:
+            out[name] = side
+    if config.get("model_max_length") is not None:
+        out["model_max_length"] = _model_max_length(config["model_max_length"], path)
     by_content = {str(t): t for t in known.values() if isinstance(t, AddedToken)}
     for role in SPECIAL_TOKEN_ROLES:
-        if isinstance(out.get(role), str) and out[role] in by_content:
-            out[role] = by_content[out[role]]
-    if out.get("model_max_length", 0) >= VERY_LARGE_INTEGER:
-        out["model_max_length"] = VERY_LARGE_INTEGER
+        if config.get(role) is not None:
+            token = _special_token(config[role], path, role)
+            out[role] = by_content.get(token, token) if isinstance(token, str) else token
     return out
+
+
+def read_tokenizer_json(path: str) -> dict:
+    """tokenizer.json as a dict whose parts this package reads have the right JSON types
+    (pre_tokenizer, post_processor, normalizer, decoder and model objects or null,
+    added_tokens a list); the rest is checked where it is read."""
+    spec = read_json(path)
+    for part in ("pre_tokenizer", "post_processor", "normalizer", "decoder", "model"):
+        if spec.get(part) is not None:
+            check_type(spec[part], dict, path, part)
+    check_type(spec.get("added_tokens", []), list, path, "added_tokens")
+    return spec
+
+
+def added_token_ids(spec: dict, path: str) -> Dict[str, dict]:
+    """{content: entry} of tokenizer.json's added_tokens, each entry checked (an object with a
+    non-empty string content, a valid id and boolean flags)."""
+    added = {}
+    for n, entry in enumerate(spec.get("added_tokens", [])):
+        field = f"added_tokens[{n}]"
+        check_type(entry, dict, path, field)
+        if "content" not in entry:
+            raise file_error(path, field, "has no content")
+        _special_token(entry, path, field)
+        check_id(entry.get("id"), path, f"{field}.id")
+        added[entry["content"]] = entry
+    return added
 
 
 def _options_from_tokenizer_json(path: str) -> Tuple[dict, Dict[str, int]]:
     """Special-token flags (e.g. <mask> lstrip) and ids, add_prefix_space and trim_offsets."""
-    with open(path, encoding="utf-8") as f:
-        spec = json.load(f)
-    added = {t["content"]: t for t in spec.get("added_tokens", [])}
+    spec = read_tokenizer_json(path)
+    added = added_token_ids(spec, path)
     options = {}
     default_names = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
                      "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}
@@ -173,8 +364,27 @@ def _options_from_tokenizer_json(path: str) -> Tuple[dict, Dict[str, int]]:
     pre = spec.get("pre_tokenizer") or {}
     post = spec.get("post_processor") or {}
     if pre.get("type") == "ByteLevel" and "add_prefix_space" in pre:  # (Metaspace has its own)
-        options["add_prefix_space"] = pre["add_prefix_space"]
+        options["add_prefix_space"] = check_bool(pre["add_prefix_space"], path,
+                                                 "pre_tokenizer.add_prefix_space")
     if "trim_offsets" in post:
-        options["trim_offsets"] = post["trim_offsets"]
+        options["trim_offsets"] = check_bool(post["trim_offsets"], path,
+                                             "post_processor.trim_offsets")
     return options, {c: t["id"] for c, t in added.items()}
+
+
+def _bpe_model(path: str):
+    """(vocab, merges) of the BPE model inside tokenizer.json, checked."""
+    model = read_tokenizer_json(path).get("model") or {}
+    if model.get("type", "BPE") != "BPE" or "vocab" not in model:
+        raise file_error(path, "model", f"must be a BPE model with a vocab, got type "
+                                        f"{model.get('type')!r:.60}")
+    vocab = check_vocab(model["vocab"], path, "model.vocab")
+    merges = check_type(model.get("merges", []), list, path, "model.merges")
+    for n, merge in enumerate(merges):
+        if not isinstance(merge, (str, list)):
+            raise file_error(path, f"model.merges[{n}]", f"must be 'left right' or [left, right], "
+                                                         f"got {merge!r:.60}")
+    with reading(path):
+        merges = _bpe.parse_merges(merges, source=f"{path}: model.merges")
+    return vocab, check_merges(merges, vocab, path)
 

@@ -38,8 +38,10 @@ from .batching import _Sequence
 from .offsets import add_special
 from .sentencepiece import (CharsMap, UnigramModel, metaspace_decode, metaspace_pieces, normalize,
                             read_model_proto)
-from .tokenizer import RobertaTokenizer
-from .tokenizer_files import added_tokens_json, base_config, read_files, write_files
+from .tokenizer import RobertaTokenizer, _flag
+from .batching import VERY_LARGE_INTEGER
+from .tokenizer_files import (added_tokens_json, base_config, check_type, file_error, read_files,
+                              read_json, read_tokenizer_json, write_files)
 
 SPM_FILE = "sentencepiece.bpe.model"
 
@@ -69,7 +71,7 @@ class XLMRobertaTokenizer(RobertaTokenizer):
         self.model = UnigramModel(vocab, unk_id)
         self.charsmap = precompiled_charsmap if isinstance(precompiled_charsmap, CharsMap) \
             else CharsMap(precompiled_charsmap)
-        self.add_prefix_space = bool(add_prefix_space)
+        self.add_prefix_space = _flag("add_prefix_space", add_prefix_space)
         self._set_options(model_max_length, padding_side, truncation_side,
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
@@ -295,49 +297,72 @@ def unigram_tokenizer_json(tok) -> dict:
 
 
 def _load_options(cls, path_or_repo_id, kwargs) -> dict:
-    """The constructor arguments of `cls` from a folder or hub repo's tokenizer files."""
+    """The constructor arguments of `cls` from a folder or hub repo's tokenizer files.
+
+    No model_max_length in any file or kwarg leaves it unset (int(1e30), "no limit"), as
+    transformers 5 does for both routes: a bare sentencepiece.bpe.model has no limit.
+    """
     paths, options, fixed_ids = read_files(path_or_repo_id, ("tokenizer.json", SPM_FILE), kwargs)
     tokenizer_file, spm_file = paths.values()
     if tokenizer_file:
-        with open(tokenizer_file, encoding="utf-8") as f:
-            spec = json.load(f)
-        model = spec.get("model") or {}
-        if model.get("type") != "Unigram":
-            raise ValueError(f"{tokenizer_file} holds a {model.get('type')!r} model; "
-                             f"{cls.__name__} needs a Unigram one")
-        options["vocab"] = [(p, s) for p, s in model["vocab"]]
-        options["unk_id"] = model.get("unk_id")
-        options["precompiled_charsmap"] = CharsMap.from_base64(_precompiled(spec.get("normalizer")))
+        spec = read_tokenizer_json(tokenizer_file)
+        options["vocab"], options["unk_id"] = _unigram_model(spec.get("model") or {}, cls,
+                                                             tokenizer_file)
+        options["precompiled_charsmap"] = CharsMap.from_base64(
+            _precompiled(spec.get("normalizer"), tokenizer_file),
+            source=f"{tokenizer_file}: normalizer.precompiled_charsmap")
         options["added_token_ids"] = fixed_ids
     elif spm_file:
         proto = read_model_proto(spm_file)
         if proto.model_type != 1:
-            raise ValueError(f"{spm_file} is a SentencePiece model of type {proto.model_type}; "
-                             f"only unigram models (type 1) are supported")
+            raise file_error(spm_file, "trainer_spec.model_type", f"is {proto.model_type}; only "
+                             f"unigram SentencePiece models (type 1) are supported")
         options["vocab"] = cls._vocab_from_model(proto.pieces, options)
         options["precompiled_charsmap"] = proto.precompiled_charsmap
     else:
         raise FileNotFoundError(f"neither tokenizer.json nor {SPM_FILE} found in "
                                 f"{os.fspath(path_or_repo_id)!r}")
-    if options.get("model_max_length", 0) > 10 ** 20:
-        options["model_max_length"] = int(1e30)
+    options.setdefault("model_max_length", VERY_LARGE_INTEGER)
     return options
 
 
-def _precompiled(normalizer) -> Optional[str]:
+def _unigram_model(model: dict, cls, path) -> Tuple[List[Tuple[str, float]], Optional[int]]:
+    """(vocab, unk_id) of tokenizer.json's Unigram model, checked: the vocab a list of
+    [piece, score] pairs (a string and a number that is not NaN), unk_id null or an index of it."""
+    if model.get("type") != "Unigram":
+        raise file_error(path, "model", f"holds a {model.get('type')!r:.40} model; {cls.__name__} "
+                                        f"needs a Unigram one")
+    vocab = check_type(model.get("vocab"), list, path, "model.vocab")
+    for n, entry in enumerate(vocab):
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)
+                and isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)
+                and entry[1] == entry[1]):
+            raise file_error(path, f"model.vocab[{n}]", f"must be a [piece, score] pair, "
+                                                        f"got {entry!r:.60}")
+    unk_id = model.get("unk_id")
+    if unk_id is not None and (isinstance(unk_id, bool) or not isinstance(unk_id, int)
+                               or not 0 <= unk_id < len(vocab)):
+        raise file_error(path, "model.unk_id", f"must be null or an index into the "
+                                               f"{len(vocab)} pieces, got {unk_id!r:.40}")
+    return [(p, float(s)) for p, s in vocab], unk_id
+
+
+def _precompiled(normalizer, path, field: str = "normalizer") -> Optional[str]:
     """The base64 charsmap of a tokenizer.json normalizer (Precompiled, maybe in a Sequence)."""
     if not normalizer:
         return None
+    check_type(normalizer, dict, path, field)
     if normalizer.get("type") == "Precompiled":
         return normalizer.get("precompiled_charsmap")
     if normalizer.get("type") == "Sequence":
-        for inner in normalizer.get("normalizers", []):
-            found = _precompiled(inner)
+        inner = check_type(normalizer.get("normalizers", []), list, path, f"{field}.normalizers")
+        for n, each in enumerate(inner):
+            found = _precompiled(each, path, f"{field}.normalizers[{n}]")
             if found:
                 return found
         return None
-    raise ValueError(f"unsupported normalizer {normalizer.get('type')!r} in tokenizer.json; "
-                     f"only Precompiled is implemented")
+    raise file_error(path, field, f"is of type {normalizer.get('type')!r:.40}, which is not "
+                                  f"supported; only Precompiled is implemented")
 
 
 TOKENIZER_CLASSES = {"xlm-roberta": XLMRobertaTokenizer, "camembert": CamembertTokenizer,
@@ -355,8 +380,9 @@ def tokenizer_class_for(path_or_repo_id, **hub_args):
     for name, key in (("tokenizer_config.json", "tokenizer_class"), ("config.json", "model_type")):
         path = cached_file(path_or_repo_id, name, required=False, **hub_args)
         if path:
-            with open(path, encoding="utf-8") as f:
-                value = json.load(f).get(key)
+            value = read_json(path).get(key)
+            if not isinstance(value, str):
+                continue
             if value in TOKENIZER_CLASSES:
                 return TOKENIZER_CLASSES[value]
             if value in ("roberta", "RobertaTokenizer", "RobertaTokenizerFast"):

@@ -210,3 +210,46 @@ def test_bad_option_values_exit_2(tiny):
     code, _, err = call("ner", "x", "--aggregation", "none", "--stride", "4",
                         "--model", tiny("ner"))
     assert code == 2 and "stride needs" in err
+
+
+# ============================================================================ bytes that are not UTF-8
+
+def test_bad_utf8_line_is_reported_and_the_others_run(tiny):
+    """Issue 22 item 8: one bad line is named (by number) and skipped; the batch goes on and
+    the exit code is 2 at the end. In a subprocess, so the real sys.stdin reads the bytes."""
+    stdin = b"Hello <mask>.\ncaf\xe9 <mask>\n\nA <mask> day\n\xff\xfe\n"
+    done = subprocess.run([sys.executable, "-m", "minirobera", "fill-mask", "--model", tiny("mlm"),
+                           "--top-k", "2", "--json"], input=stdin, capture_output=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines() == [
+        "minirobera fill-mask: error: not valid UTF-8 on stdin (line 2): line skipped",
+        "minirobera fill-mask: error: not valid UTF-8 on stdin (line 5): line skipped"]
+    expected = pipeline("fill-mask", tiny("mlm"))(["Hello <mask>.", "A <mask> day"], top_k=2)
+    assert json_lines(done.stdout.decode()) == json.loads(json.dumps(expected))
+
+
+def test_bad_utf8_in_process_and_in_a_text_stream(tiny):
+    bad = io.TextIOWrapper(io.BytesIO(b"ok <mask>\n\xc3(\n"), encoding="utf-8")
+    code, out, err = call("fill-mask", "--model", tiny("mlm"), "--json", stdin=bad)
+    assert code == 2 and len(json_lines(out)) == 1
+    assert err == "minirobera fill-mask: error: not valid UTF-8 on stdin (line 2): line skipped\n"
+    # a text stream that decoded with surrogateescape (a C locale) carries the bad byte as a
+    # lone surrogate: the same report, never "lone surrogate"
+    escaped = io.StringIO(b"x \xe9 <mask>\nok <mask>\n".decode("utf-8", "surrogateescape"))
+    code, out, err = call("fill-mask", "--model", tiny("mlm"), "--json", stdin=escaped)
+    assert code == 2 and len(json_lines(out)) == 1 and "surrogate" not in err
+    assert "not valid UTF-8 on stdin (line 1)" in err
+
+
+def test_only_bad_lines_exit_2_without_running(tiny):
+    code, out, err = call("fill-mask", "--model", tiny("mlm"),
+                          stdin=io.TextIOWrapper(io.BytesIO(b"\xff\n"), encoding="utf-8"))
+    assert (code, out) == (2, "") and "not valid UTF-8 on stdin (line 1)" in err
+
+
+def test_bad_utf8_qa_context_names_the_line(tiny):
+    stdin = io.TextIOWrapper(io.BytesIO(b"My name is Wolfgang.\nI live in \xe9Berlin\n"),
+                             encoding="utf-8")
+    code, out, err = call("qa", "-q", "Where?", "--model", tiny("qa"), stdin=stdin)
+    assert (code, out) == (2, "")
+    assert err == "minirobera qa: error: not valid UTF-8 on stdin (line 2)\n"

@@ -412,3 +412,21 @@ def test_live_against_transformers(tiny):
         for text in inputs:
             expected = json.loads(json.dumps(reference(text), default=float))
             assert_same(ours(text), expected, f"{task}({text!r})")
+
+
+# --- top_indices ties (issue 22, item 10) -------------------------------------------------------
+
+@pytest.mark.parametrize("n, k", [(20, 20), (1000, 7), (5000, 5000)])
+def test_top_indices_ties_come_lower_index_first(n, k):
+    """As its docstring promises; an unstable sort (argsort's default) scrambles equal scores
+    once there are more than 16 of them."""
+    rng = np.random.default_rng(n)
+    scores = rng.integers(0, 4, n).astype(np.float32)  # few values: ties everywhere
+    want = sorted(range(n), key=lambda i: (-scores[i], i))[:k]
+    assert pipelines.top_indices(scores, k).tolist() == want
+    assert pipelines.top_indices(np.zeros(n), k).tolist() == list(range(k))
+
+
+def test_top_indices_known_answer():
+    scores = np.array([0.25, 0.25, 0.5, 0.25] * 10)
+    assert pipelines.top_indices(scores, 4).tolist() == [2, 6, 10, 14]

@@ -212,3 +212,104 @@ def test_explain_agrees_with_encode(kind, model_dir):
             if piece["kind"] == "text":  # the pieces spell the pre-token
                 assert all("".join(p for p, _ in w["pieces"]) == w["pre_token"]
                            for w in piece["words"])
+
+
+# --- the unigram's unknown penalty and Metaspace on '▁' (issue 22, item 10) ---------------------
+
+# The issue's vocab, where `dbbad` segments one way with tokenizers' K_UNK_PENALTY = 10 and
+# another with 1. An unknown character scores min_score - penalty: -23.4 here, so
+# [d, bb, <unk>, d] (-46.8) beats [db, <unk>, <unk>, d] (-52.2, its unknowns then fused);
+# with a penalty of 1 (-14.4) they would score -37.8 and -34.2 and the second would win.
+# Known answers from tokenizers 0.23.3's Unigram model (checked live below).
+PENALTY_VOCAB = [("<unk>", 0.0), ("bb", -13.0), ("bbd", -7.8), ("d", -5.2), ("db", -0.2),
+                 ("dc", -13.4)]
+PENALTY_CASES = {"dbbad": [(3, 0, 1), (1, 1, 3), (0, 3, 4), (3, 4, 5)],
+                 "bbdx": [(2, 0, 3), (0, 3, 4)], "xdb": [(0, 0, 1), (4, 1, 3)],
+                 "xyd": [(0, 0, 2), (3, 2, 3)]}
+
+
+def test_unknown_penalty_decides_the_segmentation():
+    from minirobera.sentencepiece import UNK_PENALTY, UnigramModel
+    assert UNK_PENALTY == 10.0
+    model = UnigramModel(PENALTY_VOCAB, unk_id=0)
+    for word, want in PENALTY_CASES.items():
+        assert model.encode_word(word) == want, word
+
+
+def test_unknown_penalty_equals_the_reference():
+    models = pytest.importorskip("tokenizers.models")
+    tokenizers = pytest.importorskip("tokenizers")
+    from minirobera.sentencepiece import UnigramModel
+    ref = tokenizers.Tokenizer(models.Unigram(PENALTY_VOCAB, unk_id=0, byte_fallback=False))
+    ours = UnigramModel(PENALTY_VOCAB, unk_id=0)
+    for word in [*PENALTY_CASES, "dbbd", "bbbad", "dcbbd", "adbbdc"]:
+        enc = ref.encode(word)
+        assert [(i, s, e) for i, (s, e) in zip(enc.ids, enc.offsets)] == ours.encode_word(word)
+
+
+# Metaspace on text that already holds '▁': a word starting with one gets no second one, and
+# every '▁' starts a piece. Known answers from tokenizers 0.23.3's WhitespaceSplit + Metaspace
+# (prepend_scheme "always", split), which XLM-R's tokenizer.json uses. (The fixture's nmt_nfkc
+# charsmap maps '▁' to a space first, so only a model without a charsmap shows this.)
+METASPACE_CASES = {"▁Hello": [("▁Hello", (0, 6))], "a ▁b": [("▁a", (0, 1)), ("▁b", (2, 4))],
+                   "▁▁x": [("▁", (0, 1)), ("▁x", (1, 3))],
+                   "Hello▁world": [("▁Hello", (0, 5)), ("▁world", (5, 11))],
+                   "x▁": [("▁x", (0, 1)), ("▁", (1, 2))], " ▁ ": [("▁", (1, 2))],
+                   "a▁▁b ▁c": [("▁a", (0, 1)), ("▁", (1, 2)), ("▁b", (2, 4)), ("▁c", (5, 7))]}
+
+
+def _metaspace(text):
+    from minirobera.sentencepiece import metaspace_pieces
+    spans = [(i, i + 1) for i in range(len(text))]
+    return [(piece, (s[0][0], s[-1][1])) for piece, s in metaspace_pieces(text, spans)]
+
+
+@pytest.mark.parametrize("text", sorted(METASPACE_CASES))
+def test_metaspace_on_text_holding_the_meta_symbol(text):
+    assert _metaspace(text) == METASPACE_CASES[text]
+
+
+def test_metaspace_equals_the_reference_and_the_tokenizer_uses_it():
+    pre_tokenizers = pytest.importorskip("tokenizers.pre_tokenizers")
+    ref = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(
+        replacement="▁", prepend_scheme="always", split=True)])
+    for text in [*METASPACE_CASES, "▁", "▁ ▁", "▁▁", "ab▁ ▁▁cd▁"]:
+        assert _metaspace(text) == ref.pre_tokenize_str(text), text
+    tok = XLMRobertaTokenizer([("▁Hello", -1.0), ("▁", -2.0), ("H", -3.0), ("▁x", -1.5)])
+    assert tok("▁Hello ▁▁x").tokens() == ["<s>", "▁Hello", "▁", "▁x", "</s>"]
+
+
+# --- model_max_length of a bare sentencepiece.bpe.model (issue 22, item 9) ---------------------
+
+LONG_TEXT = " ".join(["The licensee shall keep every notice of this license intact."] * 120)
+
+
+def test_bare_model_has_no_length_limit(model_dir, tmp_path):
+    """transformers 5.25 leaves model_max_length unset (int(1e30)) for a folder holding only
+    sentencepiece.bpe.model, and for its tokenizer.json without a tokenizer_config.json."""
+    bare = XLMRobertaTokenizer.from_pretrained(model_dir)
+    bare.save_pretrained(tmp_path)
+    (tmp_path / "tokenizer_config.json").unlink()
+    from_json = XLMRobertaTokenizer.from_pretrained(tmp_path)
+    assert bare.model_max_length == from_json.model_max_length == int(1e30)
+    assert CamembertTokenizer.from_pretrained(model_dir).model_max_length == int(1e30)
+    for tok in (bare, from_json):
+        n = len(tok(LONG_TEXT)["input_ids"])
+        assert n > 600
+        assert len(tok(LONG_TEXT, truncation=True)["input_ids"]) == n  # nothing to cut at
+        assert tok("Hello", padding="max_length")["input_ids"] == tok("Hello")["input_ids"]
+    config = {"model_max_length": 512}
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    assert XLMRobertaTokenizer.from_pretrained(tmp_path).model_max_length == 512
+
+
+def test_bare_model_length_limit_equals_the_reference(live, model_dir):
+    ours = XLMRobertaTokenizer.from_pretrained(model_dir)
+    ref = live["xlm-roberta"]
+    assert ours.model_max_length == ref.model_max_length
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for kwargs in (dict(truncation=True), dict(padding="max_length"), {}):
+            assert ours(LONG_TEXT, **kwargs)["input_ids"] == ref(LONG_TEXT, **kwargs)["input_ids"]
+        assert ours("Hello", padding="max_length")["input_ids"] == \
+            ref("Hello", padding="max_length")["input_ids"]

@@ -99,3 +99,23 @@ def test_camembert_fill_mask_matches_live_reference(tmp_path):
     assert type(ref.tokenizer).__name__.startswith("Camembert")
     for text in ["Software <mask> free", "Le <mask> est ﬁn", "a  <mask> b <mask>"]:
         _same(ours(text, top_k=4), ref(text, top_k=4))
+
+
+@pytest.mark.filterwarnings("ignore:Some weights")
+def test_bare_model_pipelines_cut_or_refuse_at_the_model(tiny_xlmr, tmp_path):
+    """Issue 22, item 9: without tokenizer_config.json the tokenizer has no length limit
+    (int(1e30), as transformers); the pipelines then cut at what the model's position table
+    holds (512 tokens here) when asked to truncate, and refuse a longer input otherwise."""
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_xlmr, bare)
+    (bare / "tokenizer_config.json").unlink()
+    unmasker = minirobera.pipeline("fill-mask", model=bare)
+    assert unmasker.tokenizer.model_max_length == int(1e30) and unmasker.max_tokens == 512
+    text = "The <mask> of this license. " + "Keep every notice intact. " * 200
+    with pytest.raises(minirobera.pipelines.InputTooLongError, match="at most 512"):
+        unmasker(text)
+    cut = unmasker(text, tokenizer_kwargs={"truncation": True})
+    limited = minirobera.pipeline("fill-mask", model=tiny_xlmr)  # model_max_length 512
+    assert cut == limited(text, tokenizer_kwargs={"truncation": True})
+    embed = minirobera.pipeline("feature-extraction", model=bare)
+    assert len(embed(text, truncation=True)[0]) == 512

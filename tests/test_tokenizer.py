@@ -424,3 +424,33 @@ def test_merge_outside_vocab():
     vocab, _ = _tiny()
     with pytest.raises(ValueError, match="not in the vocab"):
         RobertaTokenizer(vocab, [("x", "y")])
+
+
+# --- contractions in non-ASCII text (issue 22, item 10) ----------------------------------------
+
+# Known answers from transformers 5.25 / tokenizers 0.23.3 on the real roberta-base vocab:
+# every contraction id, in text that is not ASCII (so the full-Unicode split runs, not the
+# ASCII fast path). "'M" is no contraction: the split is case-sensitive.
+CONTRACTION_IDS = {"'s": 18, "'t": 75, "'re": 214, "'ve": 348, "'m": 437, "'ll": 581, "'d": 1017}
+
+
+@pytest.mark.parametrize("contraction", sorted(CONTRACTION_IDS))
+def test_contractions_in_non_ascii_text(tok, contraction):
+    text = f"I{contraction} naïve, she{contraction}é"
+    assert bpe.pre_tokenize(text) == ["I", contraction, " naïve", ",", " she", contraction, "é"]
+    c = CONTRACTION_IDS[contraction]
+    assert ids(tok, text) == [0, 100, c, 39300, 6, 79, c, 1140, 2]
+
+
+def test_capital_contraction_is_not_one(tok):
+    assert bpe.pre_tokenize("I'M naïve") == ["I", "'", "M", " naïve"]
+    assert ids(tok, "I'M naïve, she'Mé") == [0, 100, 108, 448, 39300, 6, 79, 108, 448, 1140, 2]
+
+
+def test_contractions_equal_the_reference_pre_tokenizer():
+    pre_tokenizers = pytest.importorskip("tokenizers.pre_tokenizers")
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    for contraction in [*CONTRACTION_IDS, "'M", "'S", "'LL", "'x"]:
+        for text in (f"I{contraction} naïve", f"naïve{contraction}", f"Ж{contraction}ü 1{contraction}"):
+            want = [piece for piece, _ in byte_level.pre_tokenize_str(text)]
+            assert [bpe.to_byte_symbols(p) for p in bpe.pre_tokenize(text)] == want, text
