@@ -102,6 +102,8 @@ class RobertaTokenizer(BatchAPIMixin):
         for role in SPECIAL_TOKEN_ROLES:
             lstrip = self._mask_lstrip and role == "mask_token"
             token = _as_added_token(roles[role], default_lstrip=lstrip)
+            if token is not None and not (isinstance(token.content, str) and token.content):
+                raise ValueError(f"{role} must be a non-empty string, got {token.content!r:.60}")
             if token is not None:
                 self._special[role] = token
 
