@@ -56,6 +56,16 @@ class BatchAPIMixin:
             return cls + list(token_ids_0) + sep
         return cls + list(token_ids_0) + sep + sep + list(token_ids_1) + sep
 
+    def create_token_type_ids_from_sequences(self, token_ids_0, token_ids_1=None) -> List[int]:
+        """The token type ids of the template: all zeros, for a pair too (RoBERTa has one token
+        type, so B gets no type 1 as in BERT), as transformers 4.x returns them.
+
+        >>> from minirobera.tokenizer import RobertaTokenizer, _tiny
+        >>> RobertaTokenizer(*_tiny()).create_token_type_ids_from_sequences([261], [70, 71])
+        [0, 0, 0, 0, 0, 0, 0]
+        """
+        return [0] * len(self.build_inputs_with_special_tokens(token_ids_0, token_ids_1))
+
     def get_special_tokens_mask(self, token_ids_0, token_ids_1=None,
                                 already_has_special_tokens: bool = False) -> List[int]:
         """1 where the template puts a special token, 0 for text tokens.

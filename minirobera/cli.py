@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import List, Optional
 
 from .bpe import find_surrogate
@@ -208,12 +209,31 @@ def run(args, stdin, bad_lines: Optional[List[int]] = None):
         return [], []
     pipe = pipeline(args.task, args.model, revision=args.revision)
     options, inputs = _options(args), texts
+    if args.task == "fill-mask" and args.targets:
+        options["targets"] = vocab_spellings(pipe.tokenizer, args.targets)
     if args.task == "text-classification" and args.pair is not None:
         inputs = [{"text": t, "text_pair": args.pair} for t in texts]
     results = pipe(inputs, **options)
     if args.task == "fill-mask" and len(inputs) == 1:
         results = [results]  # the pipeline unwraps a list of one text
     return texts, results
+
+
+def vocab_spellings(tokenizer, targets: List[str]) -> List[str]:
+    """Each target as its vocabulary entry where the text is exactly one token (' Paris' ->
+    'ĠParis'), so --targets ' Paris', as --help writes it, scores that token without the
+    pipeline's "not in the vocabulary" warning; any other target is passed on unchanged
+    (the pipeline then takes its first token, and says so).
+
+    >>> from minirobera.tokenizer import RobertaTokenizer, _tiny
+    >>> vocab_spellings(RobertaTokenizer(*_tiny()), ["ab", " ", " ab"])
+    ['ab', 'Ġ', ' ab']
+    """
+    vocab, out = tokenizer.get_vocab(), []
+    for target in targets:
+        ids = [] if target in vocab else tokenizer(target, add_special_tokens=False)["input_ids"]
+        out.append(tokenizer.convert_ids_to_tokens(ids[0]) if len(ids) == 1 else target)
+    return out
 
 
 def _read_all(stdin) -> str:
@@ -384,7 +404,10 @@ def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None)
     prog = f"minirobera {args.command}"
     bad_lines: List[int] = []
     try:
-        inputs, results = run(args, stdin, bad_lines)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            inputs, results = run(args, stdin, bad_lines)
+        _warn(stderr, prog, caught)
         print_results(args.task, inputs, results, args.json, stdout)
     except InputTooLongError as e:
         return _fail(stderr, prog, _too_long_message(args, e), 2)
@@ -409,6 +432,13 @@ def _too_long_message(args, error: InputTooLongError) -> str:
     keep = ("; the <mask> must be among the kept tokens" if args.task == "fill-mask" else "")
     return (f"an input is {error.length} tokens long but the model takes at most {error.limit}; "
             f"pass --truncate to keep the first {error.limit} tokens{keep}")
+
+
+def _warn(stderr, prog: str, caught) -> None:
+    """Each distinct warning as one line, "minirobera TASK: warning: ...": the message,
+    never the file and source line Python's default display adds."""
+    for message in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+        stderr.write(f"{prog}: warning: {message}\n")
 
 
 def _fail(stderr, prog: str, error, code: int) -> int:

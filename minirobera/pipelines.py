@@ -28,6 +28,7 @@ most ~2e-6 (REFERENCE.md section 2).
 import functools
 import logging
 import os
+import sys
 import warnings
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
@@ -123,6 +124,23 @@ def clear_cache() -> None:
     """Forget every loaded model and tokenizer (the next call loads them again)."""
     _load_model.cache_clear()
     _load_tokenizer.cache_clear()
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_at_caller(load, *args):
+    """`load(*args)`, its warnings (missing weights...) issued again at the first caller
+    outside minirobera, so they name the user's line instead of this file's."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = load(*args)
+    frame, level = sys._getframe(), 1  # level 1 is this function, as warnings.warn counts
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR + os.sep):
+        frame, level = frame.f_back, level + 1
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=level)
+    return result
 
 
 def _is_name(obj) -> bool:
@@ -276,12 +294,13 @@ class Pipeline:
                              "pass tokenizer=... too (a RobertaTokenizer or a folder/repo id)")
         if tokenizer is None:
             tokenizer = model
-        self.model = load_model(self.model_class, model, revision) if _is_name(model) else model
+        self.model = (_warn_at_caller(load_model, self.model_class, model, revision)
+                      if _is_name(model) else model)
         if type(self.model).__name__ != self.model_class:
             raise ValueError(f"the {self.task} pipeline needs a {self.model_class}, got a "
                              f"{type(self.model).__name__}")
-        self.tokenizer = (load_tokenizer(tokenizer, revision) if _is_name(tokenizer)
-                          else tokenizer)
+        self.tokenizer = (_warn_at_caller(load_tokenizer, tokenizer, revision)
+                          if _is_name(tokenizer) else tokenizer)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size

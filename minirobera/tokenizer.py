@@ -43,14 +43,7 @@ from .bpe import BytePairEncoder, find_surrogate, tokens_to_bytes
 from .offsets import text_details
 from .added_tokens import (SPECIAL_TOKEN_ROLES, AddedToken, _as_added_token, build_added_vocab,
                        split_on_added_tokens)
-from .tokenizer_files import load_files, save_files
-
-# Still importable from here, where they lived before the cut (tests import some from here):
-from .batching import (LARGE_INTEGER, PADDING_STRATEGIES, TRUNCATION_STRATEGIES,  # noqa: F401
-                       VERY_LARGE_INTEGER, BatchEncoding, kept_lengths, longest_first_lengths,
-                       pair_window_order, window_ranges)
-from .offsets import trim_offsets  # noqa: F401
-from .added_tokens import _WHITESPACE  # noqa: F401
+from .tokenizer_files import load_files, save_files, save_vocabulary
 
 
 # --- the tokenizer -------------------------------------------------------------------------
@@ -109,6 +102,8 @@ class RobertaTokenizer(BatchAPIMixin):
         for role in SPECIAL_TOKEN_ROLES:
             lstrip = self._mask_lstrip and role == "mask_token"
             token = _as_added_token(roles[role], default_lstrip=lstrip)
+            if token is not None and not (isinstance(token.content, str) and token.content):
+                raise ValueError(f"{role} must be a non-empty string, got {token.content!r:.60}")
             if token is not None:
                 self._special[role] = token
 
@@ -379,6 +374,19 @@ class RobertaTokenizer(BatchAPIMixin):
         """Write vocab.json, merges.txt, tokenizer.json, tokenizer_config.json and
         special_tokens_map.json; the folder loads here and in transformers alike."""
         return save_files(self, save_directory)
+
+    def save_vocabulary(self, save_directory, filename_prefix: Optional[str] = None
+                        ) -> Tuple[str, str]:
+        """Write vocab.json and merges.txt (as `{prefix}-vocab.json` with a prefix) into the
+        existing folder `save_directory`; return their paths, as transformers 4.x does.
+
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     paths = RobertaTokenizer(*_tiny()).save_vocabulary(folder, "tiny")
+        ...     [os.path.basename(p) for p in paths], open(paths[1]).read()
+        (['tiny-vocab.json', 'tiny-merges.txt'], '#version: 0.2\\na b\\n')
+        """
+        return save_vocabulary(self, save_directory, filename_prefix)
 
     def __repr__(self):
         return (f"RobertaTokenizer(vocab_size={self.vocab_size}, model_max_length="

@@ -242,14 +242,38 @@ def save_files(tok, save_directory) -> Tuple[str, ...]:
     })
 
 
+def save_vocabulary(tok, save_directory, filename_prefix=None) -> Tuple[str, str]:
+    """vocab.json (sorted keys, indented) and merges.txt as transformers 4.x's
+    RobertaTokenizer.save_vocabulary writes them, into an existing folder."""
+    if not os.path.isdir(save_directory):
+        raise NotADirectoryError(f"save_vocabulary writes into an existing folder; "
+                                 f"{os.fspath(save_directory)!r} is not one")
+    prefix = f"{filename_prefix}-" if filename_prefix else ""
+    return write_files(save_directory, {
+        f"{prefix}vocab.json": json.dumps(tok.bpe.encoder, indent=2, sort_keys=True,
+                                          ensure_ascii=False) + "\n",
+        f"{prefix}merges.txt": "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in tok.bpe.merges),
+    })
+
+
 def write_files(save_directory, files: Dict[str, str]) -> Tuple[str, ...]:
-    """Write {file name: text} into `save_directory` (made if missing); return the paths."""
+    """Write {file name: text} into `save_directory` (made if missing); return the paths.
+
+    Each file is written to a temporary name beside it and renamed into place, so a
+    failure (a full disk) never leaves a half-written file under the real name.
+    """
     os.makedirs(save_directory, exist_ok=True)
     paths = []
     for name, content in files.items():
         paths.append(os.path.join(os.fspath(save_directory), name))
-        with open(paths[-1], "w", encoding="utf-8") as f:
-            f.write(content)
+        partial = paths[-1] + ".partial"
+        try:
+            with open(partial, "w", encoding="utf-8") as f:
+                f.write(content)
+            os.replace(partial, paths[-1])
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
     return tuple(paths)
 
 

@@ -228,6 +228,13 @@ class XLMRobertaTokenizer(RobertaTokenizer):
             "tokenizer.json": json.dumps(unigram_tokenizer_json(self), ensure_ascii=False),
             "tokenizer_config.json": json.dumps(config, indent=2, ensure_ascii=False) + "\n"})
 
+    def save_vocabulary(self, save_directory, filename_prefix=None):
+        """Not available: transformers writes a copy of sentencepiece.bpe.model here, and this
+        package has no .model writer; save_pretrained writes the same vocab as tokenizer.json."""
+        raise NotImplementedError(f"{type(self).__name__}.save_vocabulary would write "
+                                  f"sentencepiece.bpe.model, which minirobera cannot write; use "
+                                  f"save_pretrained (it writes tokenizer.json)")
+
     def __repr__(self):
         return (f"{type(self).__name__}(vocab_size={self.vocab_size}, model_max_length="
                 f"{self.model_max_length}, add_prefix_space={self.add_prefix_space}, "

@@ -253,3 +253,30 @@ def test_bad_utf8_qa_context_names_the_line(tiny):
     code, out, err = call("qa", "-q", "Where?", "--model", tiny("qa"), stdin=stdin)
     assert (code, out) == (2, "")
     assert err == "minirobera qa: error: not valid UTF-8 on stdin (line 2)\n"
+
+
+# ============================================================================ warnings (issue 21, item 6)
+
+def test_targets_as_help_writes_them_do_not_warn(tiny, caplog):
+    code, out, err = call("fill-mask", "Hello <mask>.", "--targets", " Paris", "--targets", " day",
+                          "--json", "--model", tiny("mlm"))
+    assert code == 0 and err == "" and not caplog.records
+    expected = pipeline("fill-mask", tiny("mlm"))("Hello <mask>.", targets=["\u0120Paris", "\u0120day"])
+    assert json_lines(out) == [json.loads(json.dumps(expected))]
+    assert {p["token_str"] for p in expected} == {" Paris", " day"}
+    # a target of two tokens still falls back to its first, and says so
+    code, out, err = call("fill-mask", "Hello <mask>.", "--targets", " New York", "--json",
+                          "--model", tiny("mlm"))
+    assert code == 0 and "' New York' is not in the vocabulary" in caplog.text
+    assert json_lines(out)[0][0]["token_str"] == " New"
+
+
+def test_warnings_are_one_line_each_without_internals(tiny):
+    """Loading an MLM checkpoint as a bare encoder warns about unused / new weights; the CLI
+    shows each message once, on one line, without Python's file and source-line echo."""
+    done = run_cli("embed", "Hello", "--model", tiny("mlm"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("minirobera embed: warning: Some weights ")
+                                   for line in lines)
+    assert "pipelines.py" not in done.stderr and "from_pretrained(" not in done.stderr

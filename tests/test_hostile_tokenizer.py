@@ -523,3 +523,12 @@ def test_fuzz_xlmr_tokenizer_json(xlmr_json, tmp_path):
         (folder / "tokenizer.json").write_text(json.dumps(_mutate_json(rng, spec)))
         outcomes.append(_load_and_encode(XLMRobertaTokenizer.from_pretrained, folder))
     assert "refused" in outcomes
+
+
+@pytest.mark.parametrize("mask", ["", {"content": ""}, {"content": 5}])
+def test_constructor_refuses_empty_special_tokens(small_roberta, mask):
+    """mask_token "" was an IndexError deep in the added-token regex."""
+    with pytest.raises(ValueError, match="mask_token must be a non-empty string"):
+        RobertaTokenizer.from_pretrained(small_roberta, mask_token=mask)
+    with pytest.raises(ValueError, match="mask_token must be a non-empty string"):
+        XLMRobertaTokenizer.from_pretrained(SPM_FIXTURE.parent, mask_token=mask)

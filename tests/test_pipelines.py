@@ -430,3 +430,16 @@ def test_top_indices_ties_come_lower_index_first(n, k):
 def test_top_indices_known_answer():
     scores = np.array([0.25, 0.25, 0.5, 0.25] * 10)
     assert pipelines.top_indices(scores, 4).tolist() == [2, 6, 10, 14]
+
+
+def test_load_warnings_point_at_the_callers_line(tiny):
+    """Issue 21 item 6: a warning from loading the checkpoint names the user's line (here, this
+    file), not pipelines.py."""
+    pipelines.clear_cache()
+    with pytest.warns(UserWarning, match="Some weights") as record:
+        pipeline("feature-extraction", tiny("mlm"))
+    assert record and all(w.filename == __file__ for w in record)
+    pipelines.clear_cache()
+    with pytest.warns(UserWarning, match="Some weights") as record:
+        pipelines.feature_extraction("Hello", tiny("mlm"))
+    assert record and all(w.filename == __file__ for w in record)

@@ -13,7 +13,8 @@ import pytest
 
 from minirobera import RobertaTokenizer
 from minirobera import bpe
-from minirobera.tokenizer import _tiny, longest_first_lengths, pair_window_order, window_ranges
+from minirobera.batching import longest_first_lengths, pair_window_order, window_ranges
+from minirobera.tokenizer import _tiny
 
 
 @pytest.fixture(scope="module")
@@ -454,3 +455,43 @@ def test_contractions_equal_the_reference_pre_tokenizer():
         for text in (f"I{contraction} naïve", f"naïve{contraction}", f"Ж{contraction}ü 1{contraction}"):
             want = [piece for piece, _ in byte_level.pre_tokenize_str(text)]
             assert [bpe.to_byte_symbols(p) for p in bpe.pre_tokenize(text)] == want, text
+
+
+# --- transformers 4.x API: token type ids and save_vocabulary (issue 21, item 6) ----------------
+
+def test_create_token_type_ids_from_sequences(tok):
+    """All zeros, pairs included (transformers 4.x's RobertaTokenizer), and the same as
+    __call__'s token_type_ids for the same inputs."""
+    a, b = ids(tok, "Hello world")[1:-1], ids(tok, "How are you?")[1:-1]
+    assert tok.create_token_type_ids_from_sequences(a) == [0] * (len(a) + 2)
+    assert tok.create_token_type_ids_from_sequences(a, b) == [0] * (len(a) + len(b) + 4)
+    enc = tok("Hello world", "How are you?", return_token_type_ids=True)
+    assert tok.create_token_type_ids_from_sequences(a, b) == enc["token_type_ids"]
+
+
+def test_save_vocabulary(tok, tmp_path, roberta_base_dir):
+    """vocab.json and merges.txt as 4.x writes them (merges.txt byte for byte the hub's),
+    their paths returned; with a prefix, `{prefix}-vocab.json`; the two load back the same."""
+    paths = tok.save_vocabulary(str(tmp_path))
+    assert paths == (str(tmp_path / "vocab.json"), str(tmp_path / "merges.txt"))
+    assert (tmp_path / "merges.txt").read_bytes() == \
+        open(os.path.join(roberta_base_dir, "merges.txt"), "rb").read()
+    text = (tmp_path / "vocab.json").read_text(encoding="utf-8")
+    vocab = json.loads(text)
+    assert vocab == tok.bpe.encoder and list(vocab) == sorted(vocab) and text.startswith('{\n  "')
+    again = RobertaTokenizer.from_pretrained(tmp_path)
+    assert ids(again, "Hello I'm a <mask> model.") == [0, 31414, 38, 437, 10, 50264, 1421, 4, 2]
+    prefixed = tok.save_vocabulary(tmp_path, filename_prefix="rb")
+    assert [os.path.basename(p) for p in prefixed] == ["rb-vocab.json", "rb-merges.txt"]
+    with pytest.raises(NotADirectoryError):
+        tok.save_vocabulary(tmp_path / "missing")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["merges.txt", "rb-merges.txt",
+                                                          "rb-vocab.json", "vocab.json"]
+
+
+def test_no_reexport_shims():
+    """The names batching.py / offsets.py / added_tokens.py own are imported from there."""
+    from minirobera import tokenizer
+    for name in ("BatchEncoding", "window_ranges", "trim_offsets", "_WHITESPACE",
+                 "VERY_LARGE_INTEGER"):
+        assert not hasattr(tokenizer, name), name

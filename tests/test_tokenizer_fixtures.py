@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from minirobera import bpe
-from minirobera.tokenizer import _WHITESPACE, RobertaTokenizer
+from minirobera.added_tokens import _WHITESPACE
+from minirobera.tokenizer import RobertaTokenizer
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "tokenizer"
 

@@ -11,7 +11,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import assume, given, strategies as st  # noqa: E402
 
 from minirobera import RobertaTokenizer  # noqa: E402
-from minirobera.tokenizer import _WHITESPACE  # noqa: E402
+from minirobera.added_tokens import _WHITESPACE  # noqa: E402
 
 _TOKENIZERS = {}
 
