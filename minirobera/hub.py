@@ -858,7 +858,6 @@ def _body_limit(resp: requests.Response, meta: FileMetadata, start: int, url: st
     it. Without either, the ceiling of max_download_bytes() applies.
     """
     where = f"{target.filename!r} of {target.repo_id!r} ({url})"
-    ceiling = max_download_bytes()
     raw = resp.headers.get("Content-Length")
     sent = parse_size_header(raw, "Content-Length", where) if raw else None
     if meta.size is not None:
@@ -869,14 +868,26 @@ def _body_limit(resp: requests.Response, meta: FileMetadata, start: int, url: st
                                    f"HF_ENDPOINT and any proxy between you and the hub.")
         return limit, (f"{where}: the server sent more than the {meta.size} bytes it announced; "
                        f"the download was stopped there and deleted.")
-    if sent is not None and start + sent <= ceiling:
+    if sent is not None:
+        _check_ceiling(start + sent, where)
         return sent, (f"{where}: the server sent more than the {start + sent} bytes its "
                       f"Content-Length announced; the download was stopped there and deleted.")
+    ceiling = max_download_bytes()
     return ceiling - start, (
         f"{where}: the server announced no size and sent more than {ceiling} bytes, the most "
         f"one download may have (MINIROBERA_MAX_DOWNLOAD_BYTES, default 50 GB); the download was "
         f"stopped there and deleted. If the file really is that large, raise "
         f"MINIROBERA_MAX_DOWNLOAD_BYTES.")
+
+
+def _check_ceiling(size: int, where: str) -> None:
+    """Refuse an announced size above max_download_bytes(), before the first byte."""
+    if size > max_download_bytes():
+        raise HubProtocolError(
+            f"{where}: the server announced {size} bytes, more than the {max_download_bytes()} "
+            f"one download may have (MINIROBERA_MAX_DOWNLOAD_BYTES, default 50 GB, the hub's own "
+            f"limit); refused before the first byte. If the file really is that large, raise "
+            f"MINIROBERA_MAX_DOWNLOAD_BYTES.")
 
 
 def _check_space(folder: Path, needed: int) -> None:
@@ -924,13 +935,7 @@ def _fetch(session: requests.Session, meta: FileMetadata, part: Path, target: _T
     """Download into `part` until it holds the whole file, resuming and retrying as needed."""
     have = part.stat().st_size if part.exists() else 0
     if meta.size is not None:
-        if meta.size > max_download_bytes():
-            raise HubProtocolError(
-                f"{target.filename!r} of {target.repo_id!r} ({meta.location}): the server "
-                f"announced {meta.size} bytes, more than the {max_download_bytes()} one download "
-                f"may have (MINIROBERA_MAX_DOWNLOAD_BYTES, default 50 GB, the hub's own limit); "
-                f"refused before the first byte. If the file really is that large, raise "
-                f"MINIROBERA_MAX_DOWNLOAD_BYTES.")
+        _check_ceiling(meta.size, f"{target.filename!r} of {target.repo_id!r} ({meta.location})")
         if have > meta.size:  # not a prefix of this file: start over
             part.unlink()
             have = 0
@@ -1055,7 +1060,8 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
     except (HubError, *_transient()) as exc:  # hub down, no connection, gated without token...
         cached = repo.lookup(target.revision, target.filename)
         if cached is not None:
-            logger.info("using the cached %s: %s", target.filename, exc)
+            log = logger.warning if isinstance(exc, HubProtocolError) else logger.info
+            log("using the cached %s: %s", target.filename, exc)
             return cached
         if not isinstance(exc, _transient()):
             raise
