@@ -20,7 +20,28 @@ into a path on disk, and everything behind it for hub repo ids:
 
 Environment, read at call time: HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE (or
 TRANSFORMERS_OFFLINE), HF_TOKEN, HF_TOKEN_PATH, HF_HUB_DISABLE_PROGRESS_BARS,
-HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT.
+HF_HUB_ETAG_TIMEOUT, HF_HUB_DOWNLOAD_TIMEOUT, and minirobera's own MINIROBERA_MAX_DOWNLOAD_BYTES.
+
+The server is untrusted (anyone can run a mirror, and HF_ENDPOINT or a proxy may point
+anywhere), so every answer is checked before it touches the disk:
+
+- repo ids, filenames and revisions are checked before the first request (huggingface_hub's
+  rules for repo ids; no `..`, absolute paths, backslashes, control characters or over-long
+  parts in the others), since they become paths in the cache;
+- the commit (X-Repo-Commit) must be 40 hex digits and the ETag a short plain name, since
+  they become folder and file names;
+- only `identity` encoding is asked for and accepted: a compressed body's size says nothing
+  about the file's;
+- a body is read up to the size the server announced and no further (one byte more is an
+  error that stops the download); without an announced size, up to `max_download_bytes()`
+  (50 GB, settable with MINIROBERA_MAX_DOWNLOAD_BYTES);
+- redirects go to http(s) URLs only;
+- what a refused answer sent is deleted, so the cache never holds half a lie
+  (`HubProtocolError`). Only a download that broke off on a network error keeps its
+  `.incomplete` part, to resume from it.
+
+A host name that does not resolve (no network, no DNS) is not retried: the error says at once
+how to run without the network (a local folder; see `cached_file`).
 
 Leaves out: dataset and space repos, uploads, `snapshot_download`, the Xet protocol (the hub
 still serves every file over plain HTTPS), `force_download`, and proxies beyond what
@@ -37,12 +58,13 @@ import logging
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -64,11 +86,33 @@ MAX_REDIRECTS = 10
 CHUNK_BYTES = 1 << 20
 PROGRESS_MIN_BYTES = 10 << 20  # smaller files download without a progress bar
 
+# The most bytes one file may have when the server does not announce a size, and the largest
+# size it may announce: the hub's own limit for one file over plain HTTP (huggingface_hub's
+# MAX_HTTP_DOWNLOAD_SIZE), far above any real shard (2-10 GB). $MINIROBERA_MAX_DOWNLOAD_BYTES
+# overrides it (see max_download_bytes).
+MAX_DOWNLOAD_BYTES = 50_000_000_000
+MAX_NAME_BYTES = 200   # one part of a filename or revision: it becomes a file name in the cache,
+                       # plus a temp suffix, and file systems stop at 255 bytes
+MAX_ETAG_CHARS = 128   # the hub's are 40 (git blob sha1) or 64 (sha256) characters
+
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_SAFE_NAME = re.compile(r"[\w.-]+")  # etags and commits become file names: nothing else allowed
-_REPO_PART = re.compile(r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9_])?")
+# an etag becomes a file name (blobs/<etag>, .locks/.../<etag>.lock): a plain ASCII name only
+_ETAG = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_ETAG_CHARS - 1}}}")
+# huggingface_hub's REPO_ID_REGEX for one part: 1-96 of [A-Za-z0-9_.-], a word character at both ends
+_REPO_PART = re.compile(r"\w(?:[\w.-]{0,94}\w)?", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# what git refuses in a ref name (git check-ref-format), besides the checks paths get
+_NOT_IN_REF = re.compile(r"[ ~^:?*\[]|@\{|\.lock(?:/|$)|(?:^|/)\.|\.$")
 _DIGITS = re.compile(r"[0-9]+")  # not \d: int() would also take "+5" and other scripts' digits
+
+# What to do without the network, for the errors that find neither the hub nor the cache.
+OFFLINE_HINT = (
+    "To run without the network, give a local folder instead of a repo id: one that holds "
+    "config.json, the weights (model.safetensors or pytorch_model.bin) and the tokenizer files "
+    "(vocab.json and merges.txt, or tokenizer.json), as in `minirobera fill-mask --model "
+    "./roberta-base \"...\"` or `RobertaForMaskedLM.from_pretrained(\"./roberta-base\")`. "
+    "HF_HUB_OFFLINE=1 helps only once the files are in the cache.")
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -104,6 +148,12 @@ class CorruptDownloadError(HubError):
 
 class CacheError(HubError):
     """The cache folder could not be written (permissions, read-only disk, disk full)."""
+
+
+class HubProtocolError(HubError):
+    """The server's answer broke the hub's protocol in a way that could harm the cache: an
+    invalid commit or ETag, a compressed or over-long body, a redirect to a non-HTTP URL.
+    Refused at once (never retried), and nothing it sent is kept."""
 
 
 class _ServerError(Exception):
@@ -184,6 +234,25 @@ def _timeout(name: str) -> float:
     return float(os.environ.get(name) or 10.0)
 
 
+def max_download_bytes() -> int:
+    """The most bytes one download may have: $MINIROBERA_MAX_DOWNLOAD_BYTES, else 50 GB.
+
+    It bounds a body whose size the server did not announce (huggingface_hub accepts such
+    answers, so a mirror may send them), and a larger announced size is refused before the
+    first byte. 50 GB (MAX_DOWNLOAD_BYTES) is the hub's own limit for one file over plain HTTP.
+
+    >>> MAX_DOWNLOAD_BYTES  # without MINIROBERA_MAX_DOWNLOAD_BYTES in the environment
+    50000000000
+    """
+    value = os.environ.get("MINIROBERA_MAX_DOWNLOAD_BYTES", "").strip().replace("_", "")
+    if not value:
+        return MAX_DOWNLOAD_BYTES
+    if not _DIGITS.fullmatch(value):
+        raise ValueError(f"MINIROBERA_MAX_DOWNLOAD_BYTES must be a number of bytes like "
+                         f"50000000000, got {value!r}")
+    return int(value)
+
+
 # ------------------------------------------------------------------------- names and URLs
 
 def hub_url(repo_id: str, filename: str, revision: str = "main", endpoint: Optional[str] = None) -> str:
@@ -251,30 +320,64 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+def _path_problem(name: str) -> Optional[str]:
+    """Why `name` cannot be a relative path inside a cache folder, or None if it can.
+
+    >>> _path_problem("onnx/model.onnx") is None
+    True
+    >>> [_path_problem(n) for n in ("../x", "C:x", "a\\\\b", "a\\x00b")]
+    ["an empty, '.' or '..' part", 'an absolute path', 'a backslash', 'a control character']
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate, not valid Unicode"
+    if _CONTROL.search(name):
+        return "a control character"
+    if "\\" in name:
+        return "a backslash"
+    if name.startswith("/") or PureWindowsPath(name).anchor:  # "/x", "C:x", "//host/share"
+        return "an absolute path"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "an empty, '.' or '..' part"
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in parts):
+        return f"a part longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
 def _check_filename(filename: object) -> str:
     if not isinstance(filename, str) or not filename:
         raise TypeError(f"filename must be a non-empty string like 'config.json', got {filename!r}")
-    parts = filename.split("/")
-    if filename.startswith("/") or "\\" in filename or any(p in ("", ".", "..") for p in parts):
+    problem = _path_problem(filename)
+    if problem:
         raise ValueError(f"filename must be a relative path inside the repo like 'config.json' "
-                         f"or 'onnx/model.onnx', got {filename!r}")
+                         f"or 'onnx/model.onnx', got {filename!r} ({problem})")
     return filename
 
 
 def _check_revision(revision: object) -> str:
     if not isinstance(revision, str) or not revision.strip():
         raise TypeError(f"revision must be a branch, tag or commit hash like 'main', got {revision!r}")
-    if any(p in ("", ".", "..") for p in revision.split("/")) or "\\" in revision:
-        raise ValueError(f"revision {revision!r} is not a valid branch, tag or commit hash")
+    problem = _path_problem(revision)
+    if problem is None and _NOT_IN_REF.search(revision):
+        problem = "a character or part git does not allow in a ref name"
+    if problem:
+        raise ValueError(f"revision {revision!r} is not a valid branch, tag or commit hash "
+                         f"({problem})")
     return revision
 
 
 def _check_repo_id(name: str) -> str:
-    """A hub repo id (`name` or `org/name`), or a ValueError that says why not."""
-    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    """A hub repo id (`name` or `org/name`), or a ValueError that says why not.
+
+    huggingface_hub's rules: one or two parts of 1 to 96 ASCII letters, digits, `_`, `.` or
+    `-`, starting and ending with a letter, digit or `_`; no `--` or `..`; no `.git` at the end.
+    """
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
     parts = name.split("/")
-    valid = (0 < len(parts) <= 2 and len(name) <= 96 and "--" not in name and ".." not in name
-             and all(_REPO_PART.fullmatch(p) for p in parts))
+    valid = (len(parts) <= 2 and "--" not in name and ".." not in name
+             and not name.endswith(".git") and all(_REPO_PART.fullmatch(p) for p in parts))
     if looks_like_path or not valid:
         raise ValueError(
             f"{name!r} is not a local folder (no such directory) and not a hub repo id like "
@@ -342,9 +445,10 @@ class RepoCache:
         if _COMMIT.fullmatch(revision):
             return revision
         try:
-            return (self.root / "refs" / revision).read_text().strip() or None
-        except OSError:
+            commit = (self.root / "refs" / revision).read_text().strip()
+        except (OSError, UnicodeDecodeError):
             return None
+        return commit if _COMMIT.fullmatch(commit) else None  # never a path like ".."
 
     def lookup(self, revision: str, filename: str) -> Optional[str]:
         """The cached file for this revision, or None."""
@@ -468,27 +572,81 @@ def _send(session: requests.Session, method: str, url: str, target: _Target, *,
     Returns the response and its URL; with `stop_at_other_host`, a redirect to another host
     (the hub's CDN) is returned as is, with the redirect target as the URL.
     """
+    requests = _requests()
+    if not _is_http(url):
+        raise HubProtocolError(f"HF_ENDPOINT or the file's location {_shown(url)} is not an "
+                               f"http(s) URL; {target.filename!r} of {target.repo_id!r} is only "
+                               f"fetched over HTTP(S). Check HF_ENDPOINT.")
     for _ in range(MAX_REDIRECTS):
         try:
             resp = session.request(method, url, headers=_headers(url, target, extra),
                                    allow_redirects=False, stream=(method == "GET"), timeout=timeout)
-        except _requests().exceptions.InvalidHeader as exc:
+        except requests.exceptions.InvalidHeader as exc:
             # urllib3 refuses an answer whose Content-Length copies differ before we see it;
             # an invalid header of our own request (a token with a newline) is raised as is
-            urllib3 = _requests().packages.urllib3
+            urllib3 = requests.packages.urllib3
             if not isinstance(exc.__context__, urllib3.exceptions.InvalidHeader):
                 raise
             raise HubError(f"{target.filename!r} of {target.repo_id!r} ({url}): the server sent "
                            f"a header that cannot be read ({exc}); cannot tell the file's size. "
                            f"Check HF_ENDPOINT and any proxy between you and the hub.") from exc
+        except requests.RequestException as exc:
+            if isinstance(exc, _transient()):
+                raise
+            raise HubError(f"the request for {target.filename!r} of {target.repo_id!r} to {url} "
+                           f"failed: {exc}. Check HF_ENDPOINT and any proxy between you and the "
+                           f"hub.") from exc
+        except (ValueError, UnicodeError) as exc:  # requests parses a redirect's Location even
+            raise HubProtocolError(                # when it does not follow it
+                f"the answer from {url} for {target.filename!r} of {target.repo_id!r} cannot be "
+                f"read: {exc}. Check HF_ENDPOINT and any proxy between you and the hub.") from exc
         if not resp.is_redirect:
             return resp, url
-        location = urljoin(url, resp.headers["Location"])
+        location = _redirect_target(resp, url, target)
         if stop_at_other_host and _origin(location) != _origin(url):
             return resp, location  # a 302 to the CDN: the metadata is on this answer
         resp.close()
         url = location  # a renamed repo (301/307 on the same host), or a CDN hop
     raise HubError(f"too many redirects (more than {MAX_REDIRECTS}) starting from {target.url}")
+
+
+def _redirect_target(resp: requests.Response, url: str, target: _Target) -> str:
+    """Where a redirect points, as an absolute http(s) URL; HubProtocolError for anything else
+    (file:///..., a Location that is no URL)."""
+    location = resp.headers["Location"]
+    try:
+        absolute = urljoin(url, location)
+    except ValueError:
+        absolute = location
+    if _is_http(absolute):
+        return absolute
+    resp.close()
+    raise HubProtocolError(f"a redirect from {url} points to {_shown(location)}, which is not an "
+                           f"http(s) URL; {target.filename!r} of {target.repo_id!r} is only fetched "
+                           f"over HTTP(S). Check HF_ENDPOINT and any proxy between you and the hub.")
+
+
+def _is_http(url: str) -> bool:
+    """True for an absolute http(s) URL with a host and a readable port.
+
+    >>> [_is_http(u) for u in ("https://hf.co/x", "file:///etc/passwd", "http://[::1", "http://h:99999")]
+    [True, False, False, False]
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A header value for an error message: repr, cut to `limit` characters.
+
+    >>> _shown("a" * 5000, 8)
+    "'aaaaaaaa'... (5000 characters)"
+    """
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
 
 
 def _raise_for_status(resp: requests.Response, url: str, target: _Target) -> None:
@@ -522,7 +680,8 @@ def _raise_for_status(resp: requests.Response, url: str, target: _Target) -> Non
     if status == 404:
         what = "does not exist" if code == "EntryNotFound" else "or the repository does not exist"
         missing = EntryNotFoundError(f"file {name!r} {what} in {repo!r} at revision {rev!r} {where}.")
-        missing.commit = resp.headers.get("X-Repo-Commit")  # for the .no_exist marker
+        commit = resp.headers.get("X-Repo-Commit")
+        missing.commit = commit and _checked_commit(commit, url)  # for the .no_exist marker
         raise missing
     raise HubError(f"the hub refused the request for {name!r} of {repo!r} {where}: {detail}")
 
@@ -550,8 +709,8 @@ def _fetch_metadata(session: requests.Session, target: _Target, *, tries: int = 
                               timeout=_timeout("HF_HUB_ETAG_TIMEOUT"))
             _raise_for_status(resp, url, target)
             return _metadata(resp, url, target)
-        except _transient():
-            if attempt == tries - 1:
+        except _transient() as exc:
+            if attempt == tries - 1 or _unresolved_name(exc):  # DNS failures do not heal in seconds
                 raise
             _pause(attempt)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -566,13 +725,73 @@ def _metadata(resp: requests.Response, location: str, target: _Target) -> FileMe
                    None if resp.is_redirect else "Content-Length")
     raw_size = headers.get(size_header) if size_header else None
     for label, value in (("X-Repo-Commit", commit), ("ETag", etag)):
-        if not value or not _SAFE_NAME.fullmatch(value) or value.strip(".") == "":
+        if not value:
             raise HubError(f"{target.endpoint} does not look like a Hugging Face hub: the answer "
                            f"for {target.url} has no usable {label} header ({value!r}). Check "
                            f"HF_ENDPOINT, proxies and firewalls.")
+    commit, etag = _checked_commit(commit, target.url), _checked_etag(etag, target.url)
     where = f"{target.filename!r} of {target.repo_id!r} ({resp.url})"
+    if not resp.is_redirect:  # a redirect's own body is not the file
+        _check_identity(resp, where)
     size = parse_size_header(raw_size, size_header, where) if raw_size else None
     return FileMetadata(commit=commit, etag=etag, size=size, location=location)
+
+
+def _checked_commit(value: str, url: str) -> str:
+    """X-Repo-Commit as sent, if it is a commit hash (it becomes a folder name in the cache)."""
+    if _COMMIT.fullmatch(value):
+        return value
+    raise HubProtocolError(f"the answer for {url} carries an invalid X-Repo-Commit {_shown(value)}: "
+                           f"a commit hash is 40 hexadecimal digits (0-9, a-f). Refused; nothing "
+                           f"was written to the cache. Check HF_ENDPOINT and any proxy between you "
+                           f"and the hub.")
+
+
+def _checked_etag(value: str, url: str) -> str:
+    """The normalised ETag, if it is a plain file name (it names the blob in the cache)."""
+    if _ETAG.fullmatch(value):
+        return value
+    raise HubProtocolError(f"the answer for {url} carries an invalid ETag {_shown(value)}: the "
+                           f"cached file is named after it, so it must be 1 to {MAX_ETAG_CHARS} "
+                           f"ASCII letters, digits, '.', '_' or '-', starting with a letter or "
+                           f"digit (the hub sends a 40- or 64-digit hash). Refused; nothing was "
+                           f"written to the cache. Check HF_ENDPOINT and any proxy between you "
+                           f"and the hub.")
+
+
+def _check_identity(resp: requests.Response, where: str) -> None:
+    """Refuse a compressed answer: only `identity` was asked for (Accept-Encoding)."""
+    coding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise HubProtocolError(
+            f"{where}: the server sent Content-Encoding {_shown(coding)} although only "
+            f"'identity' was asked for. A compressed body's size says nothing about the file's "
+            f"(a few KB can inflate to GB), so it is refused and nothing of it is kept. Check "
+            f"HF_ENDPOINT and any proxy between you and the hub.")
+
+
+def _unresolved_name(exc: BaseException) -> Optional[BaseException]:
+    """The host-name lookup failure (DNS) behind `exc`, at any depth of its causes, or None.
+
+    >>> _unresolved_name(OSError("x")) is None
+    True
+    >>> cause = socket.gaierror(-2, "Name or service not known")
+    >>> wrapped = OSError("connection failed")
+    >>> wrapped.__cause__ = cause
+    >>> _unresolved_name(wrapped) is cause
+    True
+    """
+    seen, todo = set(), [exc]
+    while todo:
+        error = todo.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        # urllib3 2 wraps the gaierror in NameResolutionError (and requests wraps that twice)
+        if isinstance(error, socket.gaierror) or type(error).__name__ == "NameResolutionError":
+            return error
+        todo += [error.__cause__, error.__context__, getattr(error, "reason", None), *error.args]
+    return None
 
 
 # ------------------------------------------------------------------------------ download
@@ -609,18 +828,66 @@ def _show_progress(size: Optional[int], quiet: bool) -> bool:
             and size is not None and size >= PROGRESS_MIN_BYTES and sys.stderr.isatty())
 
 
-def _body_chunks(resp: requests.Response) -> Iterator[bytes]:
-    """The body as it arrives; a broken connection becomes _Dropped after the bytes that came.
+def _body_chunks(resp: requests.Response, limit: int, too_long: str) -> Iterator[bytes]:
+    """The body as it arrives, never more than `limit` bytes; a broken connection becomes
+    _Dropped after the bytes that came.
 
-    Reads `resp.raw` directly: requests' iter_content would drop the last partial chunk when
-    the connection breaks, and those bytes would then be downloaded twice.
+    Reads `resp.raw` directly and undecoded: requests' iter_content would drop the last partial
+    chunk when the connection breaks (those bytes would then be downloaded twice), and would
+    inflate a compressed body. Once `limit` bytes came, one more byte is asked for: if the server
+    has it, the body is longer than it may be, and HubProtocolError(`too_long`) ends the
+    download without that byte written.
     """
-    decode = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+    got = 0
     try:
-        while chunk := resp.raw.read(CHUNK_BYTES, decode_content=decode):
+        while chunk := resp.raw.read(min(CHUNK_BYTES, limit - got + 1), decode_content=False):
+            got += len(chunk)
+            if got > limit:
+                raise HubProtocolError(too_long)
             yield chunk
     except _transport_errors() as exc:
         raise _Dropped(f"connection dropped: {exc}") from exc
+
+
+def _body_limit(resp: requests.Response, meta: FileMetadata, start: int, url: str,
+                target: _Target) -> tuple[int, str]:
+    """How many bytes this answer may carry (it starts at byte `start` of the file), and the
+    message for a body that goes on past it.
+
+    The size announced in the metadata rules; the answer's own Content-Length must agree with
+    it. Without either, the ceiling of max_download_bytes() applies.
+    """
+    where = f"{target.filename!r} of {target.repo_id!r} ({url})"
+    raw = resp.headers.get("Content-Length")
+    sent = parse_size_header(raw, "Content-Length", where) if raw else None
+    if meta.size is not None:
+        limit = meta.size - start
+        if sent is not None and sent != limit:
+            raise HubProtocolError(f"{where}: the answer's Content-Length is {sent} bytes where "
+                                   f"{limit} were announced; refused before reading it. Check "
+                                   f"HF_ENDPOINT and any proxy between you and the hub.")
+        return limit, (f"{where}: the server sent more than the {meta.size} bytes it announced; "
+                       f"the download was stopped there and deleted.")
+    if sent is not None:
+        _check_ceiling(start + sent, where)
+        return sent, (f"{where}: the server sent more than the {start + sent} bytes its "
+                      f"Content-Length announced; the download was stopped there and deleted.")
+    ceiling = max_download_bytes()
+    return ceiling - start, (
+        f"{where}: the server announced no size and sent more than {ceiling} bytes, the most "
+        f"one download may have (MINIROBERA_MAX_DOWNLOAD_BYTES, default 50 GB); the download was "
+        f"stopped there and deleted. If the file really is that large, raise "
+        f"MINIROBERA_MAX_DOWNLOAD_BYTES.")
+
+
+def _check_ceiling(size: int, where: str) -> None:
+    """Refuse an announced size above max_download_bytes(), before the first byte."""
+    if size > max_download_bytes():
+        raise HubProtocolError(
+            f"{where}: the server announced {size} bytes, more than the {max_download_bytes()} "
+            f"one download may have (MINIROBERA_MAX_DOWNLOAD_BYTES, default 50 GB, the hub's own "
+            f"limit); refused before the first byte. If the file really is that large, raise "
+            f"MINIROBERA_MAX_DOWNLOAD_BYTES.")
 
 
 def _check_space(folder: Path, needed: int) -> None:
@@ -643,19 +910,21 @@ def _fetch_once(session: requests.Session, meta: FileMetadata, part: Path, targe
                       timeout=_timeout("HF_HUB_DOWNLOAD_TIMEOUT"))
     with resp:
         if resp.status_code == 416:  # our partial file is no prefix of theirs: start over
-            part.unlink()
+            part.unlink(missing_ok=True)
             raise _Dropped(f"the server refused the resume range for {url}")
         _raise_for_status(resp, url, target)
         resumed = have > 0 and resp.status_code == 206
         if resumed and not resp.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
             part.unlink()
             raise _Dropped(f"the server resumed {url} at the wrong offset")
+        _check_identity(resp, f"{target.filename!r} of {target.repo_id!r} ({url})")
+        limit, too_long = _body_limit(resp, meta, have if resumed else 0, url, target)
         if have and not resumed:  # a 200 to a Range request: the server sends it all again
             progress.update(-have)
         with _writing(part):
             handle = open(part, "ab" if resumed else "wb")
         with handle:
-            for chunk in _body_chunks(resp):
+            for chunk in _body_chunks(resp, limit, too_long):
                 with _writing(part):
                     handle.write(chunk)
                 progress.update(len(chunk))
@@ -666,14 +935,16 @@ def _fetch(session: requests.Session, meta: FileMetadata, part: Path, target: _T
     """Download into `part` until it holds the whole file, resuming and retrying as needed."""
     have = part.stat().st_size if part.exists() else 0
     if meta.size is not None:
+        _check_ceiling(meta.size, f"{target.filename!r} of {target.repo_id!r} ({meta.location})")
         if have > meta.size:  # not a prefix of this file: start over
             part.unlink()
             have = 0
         _check_space(part.parent, meta.size - have)
     progress = _Progress(target.filename, meta.size, have, _show_progress(meta.size, quiet))
-    failures = 0
+    failures, furthest = 0, have
     try:
-        while meta.size is None or have < meta.size:
+        # an empty file is fetched too: the GET creates it, and shows a server whose HEAD lied
+        while meta.size is None or have < meta.size or not part.exists():
             try:
                 _fetch_once(session, meta, part, target, progress)
                 if meta.size is None or part.stat().st_size >= meta.size:
@@ -681,8 +952,15 @@ def _fetch(session: requests.Session, meta: FileMetadata, part: Path, target: _T
                 raise _Dropped(f"the server closed {meta.location} before the end of the file")
             except _transient() as exc:
                 now = part.stat().st_size if part.exists() else 0
-                failures = 0 if now > have else failures + 1  # bytes arrived: not stuck
-                have = now
+                # new bytes, past the furthest point yet: not stuck. (Against the last try only,
+                # a server that refuses every resume would make this loop forever.)
+                failures = 0 if now > furthest else failures + 1
+                have, furthest = now, max(furthest, now)
+                if _unresolved_name(exc):  # no DNS: waiting a few seconds will not bring it back
+                    raise HubError(f"downloading {target.filename!r} of {target.repo_id!r}: the "
+                                   f"host name of {meta.location} does not resolve ({exc}). Run "
+                                   f"again with the network back to resume from the {have} "
+                                   f"bytes kept in {part}.") from exc
                 if failures >= RETRIES:
                     raise HubError(f"downloading {target.filename!r} of {target.repo_id!r} from "
                                    f"{meta.location} failed {RETRIES} times in a row: {exc}. Run "
@@ -716,7 +994,11 @@ def _download_blob(session: requests.Session, meta: FileMetadata, blob: Path, ta
         blob.parent.mkdir(parents=True, exist_ok=True)
     problem = None
     for _ in range(2):
-        _fetch(session, meta, part, target, quiet)
+        try:
+            _fetch(session, meta, part, target, quiet)
+        except HubProtocolError:
+            part.unlink(missing_ok=True)  # what a server that broke the protocol sent is worth nothing
+            raise
         problem = _problem(part, meta)
         if problem is None:
             with _writing(blob):
@@ -748,7 +1030,7 @@ def _from_cache_only(repo: RepoCache, target: _Target, why: str) -> str:
     raise LocalEntryNotFoundError(
         f"cannot find {name!r} of {target.repo_id!r} (revision {rev!r}) in the cache at "
         f"{repo.cache_dir}, and {why}. Download it once with the hub reachable, or point "
-        f"HF_HUB_CACHE at a cache that has it.")
+        f"HF_HUB_CACHE at a cache that has it. {OFFLINE_HINT}")
 
 
 def _known_absent(repo: RepoCache, target: _Target) -> bool:
@@ -759,7 +1041,7 @@ def _known_absent(repo: RepoCache, target: _Target) -> bool:
 
 def _remember_missing(repo: RepoCache, target: _Target, resp_commit: Optional[str]) -> None:
     """Mark a 404'd file in .no_exist/<commit>/ as huggingface_hub does (best effort)."""
-    if resp_commit and _SAFE_NAME.fullmatch(resp_commit):
+    if resp_commit and _COMMIT.fullmatch(resp_commit):
         try:
             marker = repo.no_exist(resp_commit, target.filename)
             marker.parent.mkdir(parents=True, exist_ok=True)
@@ -778,7 +1060,8 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
     except (HubError, *_transient()) as exc:  # hub down, no connection, gated without token...
         cached = repo.lookup(target.revision, target.filename)
         if cached is not None:
-            logger.info("using the cached %s: %s", target.filename, exc)
+            log = logger.warning if isinstance(exc, HubProtocolError) else logger.info
+            log("using the cached %s: %s", target.filename, exc)
             return cached
         if not isinstance(exc, _transient()):
             raise
@@ -787,13 +1070,24 @@ def _metadata_or_cache(session: requests.Session, repo: RepoCache, target: _Targ
                 f"file {target.filename!r} does not exist in {target.repo_id!r} at revision "
                 f"{target.revision!r} (the hub said so earlier; it cannot be reached now: "
                 f"{exc})") from exc
+        if _unresolved_name(exc):  # no DNS: offline, most likely; retries would only wait
+            raise _unreachable(repo, target, exc) from exc
     try:  # nothing cached: now it is worth waiting for the hub
         return _fetch_metadata(session, target, tries=RETRIES)
     except _transient() as exc:
-        raise LocalEntryNotFoundError(
-            f"cannot reach the hub for {target.url} ({exc}), and {target.filename!r} of "
-            f"{target.repo_id!r} is not in the cache at {repo.cache_dir}. Check your connection "
-            f"and HF_ENDPOINT, or set HF_HUB_OFFLINE=1 to use only the cache.") from exc
+        raise _unreachable(repo, target, exc) from exc
+
+
+def _unreachable(repo: RepoCache, target: _Target, exc: BaseException) -> LocalEntryNotFoundError:
+    """The error for a hub that cannot be reached when the cache lacks the file."""
+    unresolved = _unresolved_name(exc)
+    host = urlsplit(target.url).hostname
+    why = (f"the host name {host!r} does not resolve: {unresolved}; no network, or no DNS"
+           if unresolved else str(exc))
+    return LocalEntryNotFoundError(
+        f"cannot reach the hub for {target.url} ({why}), and {target.filename!r} of "
+        f"{target.repo_id!r} is not in the cache at {repo.cache_dir}. {OFFLINE_HINT} Otherwise "
+        f"check your connection and HF_ENDPOINT.")
 
 
 def _resolve(repo: RepoCache, target: _Target, offline_reason: Optional[str], quiet: bool) -> str:
@@ -846,6 +1140,9 @@ def cached_file(path_or_repo_id: Union[str, os.PathLike], filename: str, *, revi
     '/root/.cache/huggingface/hub/models--FacebookAI--roberta-base/snapshots/e2da8e2f.../config.json'
     """
     path_or_repo_id = os.fspath(path_or_repo_id)
+    if not isinstance(path_or_repo_id, str):
+        raise TypeError(f"path_or_repo_id must be a folder or a hub repo id like "
+                        f"'FacebookAI/roberta-base' (a str or a path), got {path_or_repo_id!r}")
     filename, revision = _check_filename(filename), _check_revision(revision)
     if os.path.isdir(path_or_repo_id):
         path = os.path.join(path_or_repo_id, filename)

@@ -14,6 +14,10 @@ Owns `HubServer`: two threaded `http.server` servers on random ports, standard l
   body), corrupt bytes (same length, wrong sha256), a slow body, the size header sent twice
   (identical, which RFC 9110 section 8.6 lets a client accept, or differing; as two header
   lines or one "n, m" line);
+- hostile answers, for the client's defences (tests/test_hostile_hub.py): any header replaced
+  or removed (an ETag of 5,000 characters, X-Repo-Commit "..", Content-Encoding gzip, no size
+  at all), another body, another status, a chunked body, an endless stream after the body
+  (counted, and stopped as soon as the client hangs up), a redirect to any URL (file:///...);
 - every request is recorded (server, method, path, headers, status, body bytes sent), so tests
   can assert what reached which host.
 
@@ -74,7 +78,7 @@ class Fault:
     """A misbehaviour that fires on the next `times` matching requests (None = forever)."""
 
     kind: str                   # "status", "cut", "drop", "ignore_range", "corrupt", "slow",
-                                # "duplicate_size"
+                                # "duplicate_size", "hostile", "redirect"
     filename: Optional[str] = None
     server: Optional[str] = None
     method: Optional[str] = None
@@ -87,6 +91,15 @@ class Fault:
     # as two header lines or, with `one_line`, as one "n, m" line
     differ: int = 0
     one_line: bool = False
+    # hostile: on the answer for the file (or the hub's error answer about it)
+    headers: dict = field(default_factory=dict)   # replaced or added; a value of None removes it
+    body: Optional[bytes] = None                  # sent instead of the file's bytes
+    code: Optional[int] = None                    # sent instead of the answer's status
+    chunked: bool = False                         # Transfer-Encoding: chunked, no Content-Length
+    stream: int = 0                               # filler bytes after the body (stops when the
+                                                  # client hangs up; body_bytes counts them)
+    # redirect: a 302 to this URL instead of the answer
+    location: str = ""
 
     def matches(self, server: str, method: str, filename: str) -> bool:
         return ((self.filename is None or self.filename == filename)
@@ -239,12 +252,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _fault(self, filename: str, *kinds: str) -> Optional[Fault]:
         return self.hub._take_fault(self.role, self.command, filename, kinds)
 
+    def _hostile(self) -> Optional[Fault]:
+        """The hostile fault for this request, taken once (it may be asked for twice)."""
+        if not hasattr(self, "_hostile_fault"):
+            self._hostile_fault = self._fault(self._filename(), "hostile")
+        return self._hostile_fault
+
+    def _filename(self) -> Optional[str]:
+        pattern = r"/.+?/resolve/[^/]+/(.+)" if self.role == "hub" else r"/blobs/[0-9a-f]{64}/(.+)"
+        match = re.fullmatch(pattern, urlsplit(self.path).path)
+        return unquote(match[1]) if match else None
+
     def _early_faults(self, filename: str) -> bool:
-        """A status or dropped-connection fault answers instead of the file; True if one did."""
-        fault = self._fault(filename, "status", "drop")
+        """A status, dropped-connection or redirect fault answers instead of the file; True if
+        one did."""
+        fault = self._fault(filename, "status", "drop", "redirect")
         if fault is None:
             return False
-        if fault.kind == "drop":
+        if fault.kind == "redirect":
+            self._reply(302, {"Location": fault.location})
+        elif fault.kind == "drop":
             self.record.status = -1
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -304,6 +331,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # ------------------------------------------------------------------------ answers
     def _reply(self, status: int, headers: dict, body: bytes = b"", *,
                filename: Optional[str] = None) -> None:
+        hostile = self._hostile()
+        status = hostile.code if hostile is not None and hostile.code is not None else status
         self.record.status = status
         self.send_response(status)
         self._send_headers({**headers, "Content-Length": str(len(body))}, filename)
@@ -314,7 +343,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """Send the headers; a duplicate_size fault for `filename` sends the size header twice."""
         fault = self._fault(filename, "duplicate_size") if filename is not None else None
         size_header = "X-Linked-Size" if "X-Linked-Size" in headers else "Content-Length"
+        hostile = self._hostile()
+        if hostile is not None:
+            if hostile.chunked:
+                headers = {**headers, "Content-Length": None, "Transfer-Encoding": "chunked"}
+            headers = {**headers, **hostile.headers}
         for name, value in headers.items():
+            if value is None:  # removed by a hostile fault
+                continue
             if fault is None or name != size_header:
                 self.send_header(name, value)
                 continue
@@ -328,6 +364,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _body(self, data: bytes, headers: dict, filename: str) -> None:
         """The file, honouring Range unless a fault says otherwise, then the body faults."""
+        hostile = self._hostile()
+        data = hostile.body if hostile is not None and hostile.body is not None else data
         status, start, end = 200, 0, len(data)
         headers = {**headers, "Accept-Ranges": "bytes"}
         wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
@@ -341,11 +379,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = data[start:end]
         if self._fault(filename, "corrupt") is not None:
             body = bytes(b ^ 0xFF for b in body[:1]) + body[1:]
+        status = hostile.code if hostile is not None and hostile.code is not None else status
         self.record.status = status
         self.send_response(status)
         self._send_headers({**headers, "Content-Length": str(len(body))}, filename)
         if self.command == "HEAD":
             return
+        if hostile is not None and (hostile.chunked or hostile.stream):
+            return self._hostile_body(body, hostile)
         cut, slow = self._fault(filename, "cut"), self._fault(filename, "slow")
         if cut is not None:
             self._write(body[:cut.after])
@@ -358,6 +399,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._write(body[i:i + step])
             if slow is not None:
                 time.sleep(slow.delay / pieces)
+
+    def _hostile_body(self, body: bytes, fault: Fault) -> None:
+        """The body, then `fault.stream` filler bytes, chunked if asked; stops quietly when the
+        client hangs up (what it has not taken is not counted)."""
+        filler = bytes(64 << 10)
+        pieces = [body] if body else []
+        try:
+            for piece in pieces:
+                self._write(b"%x\r\n%s\r\n" % (len(piece), piece) if fault.chunked else piece)
+            left = fault.stream
+            while left > 0:
+                piece = filler[:left]
+                self._write(b"%x\r\n%s\r\n" % (len(piece), piece) if fault.chunked else piece)
+                left -= len(piece)
+            if fault.chunked:
+                self._write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
 
     def _write(self, piece: bytes) -> None:
         # counted before the client can have the bytes: a test that reads the count as soon as
