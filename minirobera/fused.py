@@ -56,7 +56,8 @@ def compute_layout(params):
     v is an edit of `qkv`. A q, k or v array replaced by another one is noticed at the next
     forward (`_qkv`), which rebuilds `qkv`. Copied weights release their memory-mapped file
     pages, so the process does not hold the checkpoint twice. The tied decoder (the word
-    embeddings, [V, D]) stays as it is.
+    embeddings, [V, D]) stays as it is. Every other array is made writable (`_writable`), so
+    that an in-place edit of any param reaches the model instead of raising.
     """
     for layer in params.get("layers", []):
         layer["qkv"] = _fuse_qkv(layer)
@@ -64,7 +65,37 @@ def compute_layout(params):
         w = node["w"]
         node["w"] = np.ascontiguousarray(w.T).T
         _release_pages(w)
+    _make_writable(params, {})
     return params
+
+
+def _make_writable(node, done):  # every read-only array of a params dict, in place
+    items = enumerate(node) if isinstance(node, list) else node.items()
+    for key, value in list(items):
+        if isinstance(value, (dict, list)) and key != "qkv":  # qkv: fresh arrays, writable
+            _make_writable(value, done)
+        elif isinstance(value, np.ndarray) and not value.flags.writeable:
+            if id(value) not in done:  # a tied array (the decoder) becomes ONE writable array
+                done[id(value)] = (value, _writable(value))
+            node[key] = done[id(value)][1]
+
+
+def _writable(a):
+    """A writable array with a's values. A tensor read from a file is a read-only view of it
+    (a memory map), and an edit a learner makes must reach the model, not raise. A mapped,
+    contiguous tensor is mapped again copy-on-write (MAP_PRIVATE: the pages stay those of the
+    file, shared and counted once, until one is written; a write never reaches the file);
+    anything else is copied."""
+    mm = a  # the np.memmap that owns the mapping: the last array down the .base chain (a
+    while isinstance(mm.base, np.ndarray):  # slice of a memmap is a memmap too, and carries
+        mm = mm.base  # its parent's .offset although its data starts elsewhere)
+    if isinstance(mm, np.memmap) and mm.filename and a.flags.c_contiguous and a.size:
+        offset = mm.offset + (a.ctypes.data - mm.ctypes.data)  # a's first byte in the file
+        return np.asarray(np.memmap(mm.filename, dtype=a.dtype, mode="c", offset=offset,
+                                    shape=a.shape))
+    copy = np.array(a)
+    _release_pages(a)
+    return copy
 
 
 def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*out]}
@@ -81,16 +112,25 @@ def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*o
         layer[name]["w"] = fused[:, cols].T  # still [out, in], now a view into `fused`
         layer[name]["b"] = bias[cols]  # a view into `bias`
         start += n_out
-    views = tuple(layer[n][wb] for n, wb in _QKV_ARRAYS)
-    return {"w": fused.T, "b": bias, "views": views}
+    qkv = _FusedQKV(w=fused.T, b=bias)
+    qkv.views = tuple(layer[n][wb] for n, wb in _QKV_ARRAYS)
+    return qkv
+
+
+class _FusedQKV(dict):
+    """{"w": [3*out, in], "b": [3*out]}, a plain dict to whoever walks the params, that also
+    remembers the q, k and v arrays made views into it (`views`)."""
+
+    views = ()
 
 
 def _qkv(layer):  # -> layer["qkv"], rebuilt first if q, k or v no longer are its views
     """The fused q/k/v weight and bias of a layer. In-place edits of q, k or v reach it (they
     are views into it); an array put in their place instead is noticed here (six identity
     checks) and `qkv` is built again from the params, so it is never a stale copy."""
-    views = layer.get("qkv", {}).get("views")
-    if views is None or any(layer[n][wb] is not v for (n, wb), v in zip(_QKV_ARRAYS, views)):
+    views = getattr(layer.get("qkv"), "views", ())
+    if len(views) != len(_QKV_ARRAYS) or any(
+            layer[n][wb] is not v for (n, wb), v in zip(_QKV_ARRAYS, views)):
         layer["qkv"] = _fuse_qkv(layer)
     return layer["qkv"]
 

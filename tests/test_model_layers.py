@@ -363,3 +363,38 @@ def test_a_replaced_q_k_or_v_array_is_picked_up_at_the_next_forward():
     layer["q"]["b"][:] = 0
     np.testing.assert_allclose(model(ids).last_hidden_state,
                                _readable(model, ids).last_hidden_state, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin_zip", "bin_legacy", "flax_msgpack"])
+def test_params_loaded_from_a_file_are_writable_and_edits_never_reach_the_file(fmt, tmp_path):
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from minirobera import modeling
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "model" / "a-RobertaForMaskedLM"
+    folder = shutil.copytree(fixture / fmt, tmp_path / fmt)
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    model = modeling.RobertaForMaskedLM.from_pretrained(folder)
+    assert model.params["lm_head"]["decoder"]["w"] is model.params["embeddings"]["word"]  # tied
+    ids, mask = [[0, 17, 42, 8, 2], [0, 9, 2, 1, 1]], [[1] * 5, [1, 1, 1, 0, 0]]
+    before = model(ids, attention_mask=mask).logits
+    rng, moved = np.random.default_rng(0), {}
+    for path, array in _arrays(model.params):
+        saved = array.copy()
+        array += rng.normal(0, 0.5, array.shape).astype(array.dtype)  # in place: no error
+        fast = model(ids, attention_mask=mask).logits
+        np.testing.assert_allclose(fast, _readable(model, ids, attention_mask=mask).logits,
+                                   rtol=1e-5, atol=1e-5, err_msg=str(path))
+        moved[path] = float(np.abs(fast - before).max())
+        array[...] = saved
+    # the arrays the file held read-only (the tables, LayerNorms, biases): their edits count
+    for path in [("embeddings", "word"), ("embeddings", "ln", "b"), ("layers", 0, "attn_out", "b"),
+                 ("layers", 1, "ffn_ln", "g"), ("lm_head", "decoder", "b")]:
+        assert moved[path] > 1e-3, (path, moved[path])
+    np.testing.assert_array_equal(model(ids, attention_mask=mask).logits, before)
+    # copy-on-write: the edits stayed in this process
+    assert digest == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    again = modeling.RobertaForMaskedLM.from_pretrained(folder)
+    np.testing.assert_array_equal(again(ids, attention_mask=mask).logits, before)
