@@ -50,7 +50,8 @@ def wb(sd, name):  # "x.dense" -> (weight, bias), or (gamma, beta) of a LayerNor
 
 
 def mlm_logits(folder, ids):  # folder, [T] -> [T,V]
-    c = json.load(open(os.path.join(folder, "config.json")))
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+        c = json.load(f)
     sd = {k.removeprefix("roberta."): v.astype(np.float64)
           for k, v in load_file(os.path.join(folder, "model.safetensors")).items()}
     ids, pad, eps = np.asarray(ids), c["pad_token_id"], c["layer_norm_eps"]

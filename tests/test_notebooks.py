@@ -1,5 +1,9 @@
 """The walkthroughs in notebooks/: all eight exist, run top to bottom, and are committed clean.
 
+Each ends with two or three exercises, each solution a code cell that asserts its answer, so
+running the notebook checks the solutions. scripts/run_notebooks.py runs them the same way
+without pytest (CI: in a venv with only the `notebooks` extra).
+
 Running: each notebook executes headless in a fresh kernel of THIS interpreter (nbclient +
 ipykernel), any cell error fails the test, with
 
