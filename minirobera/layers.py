@@ -2,9 +2,10 @@
 
 Owns the math of the encoder: layer norm, the embeddings with RoBERTa's padding-offset
 positions, multi-head self-attention with the additive mask, the post-LN encoder layer and
-the encoder stack; at the end of the file, the activations (with an exact, vectorised erf). The task heads live in
-heads.py, the model classes in modeling.py, and checkpoint key names only in checkpoint.py:
-this file never sees `attention.output.dense`, only the short names of the params dict.
+the encoder stack; at the end of the file, the activations (with an exact, vectorised erf).
+The task heads live in heads.py, the model classes in modeling.py, and checkpoint key names
+only in checkpoint.py: this file never sees `attention.output.dense`, only the short names
+of the params dict.
 
 Leaves out: dropout (inference only), cross-attention, the key/value cache for generation.
 

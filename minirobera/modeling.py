@@ -2,8 +2,9 @@
 
 Owns input checking (lists or arrays, 1-D or 2-D, clear errors for bad ids, shapes and
 lengths), the order of calls (embeddings -> encoder -> head, all pure functions: fused.py's,
-or with MINIROBERA_KERNELS=readable layers.py's and heads.py's, end to end), the output objects with transformers' field names, the losses
-when labels are given, and from_pretrained / save_pretrained.
+or with MINIROBERA_KERNELS=readable layers.py's and heads.py's, end to end), the output
+objects with transformers' field names, the losses when labels are given, and
+from_pretrained / save_pretrained.
 
 Leaves out: training, generation (no key/value cache), cross-attention, heads other
 than RoBERTa's seven, and `return_dict=False` tuples (outputs support `out[0]` anyway).

@@ -82,7 +82,8 @@ def compare(field, ours, theirs, skip_rows):
 
 @pytest.fixture(params=kernels.BACKENDS)
 def backend(request):
-    """Run a test under each kernel backend (Numba kernels and their NumPy twins)."""
+    """Run a test under each kernel setting: the Numba kernels, their NumPy twins, and
+    "readable" (layers.py and heads.py as written, no fused layout)."""
     old = kernels.set_backend(request.param)
     yield request.param
     kernels.set_backend(old)
