@@ -91,8 +91,11 @@ def _writable(a):
         mm = mm.base  # its parent's .offset although its data starts elsewhere)
     if isinstance(mm, np.memmap) and mm.filename and a.flags.c_contiguous and a.size:
         offset = mm.offset + (a.ctypes.data - mm.ctypes.data)  # a's first byte in the file
-        return np.asarray(np.memmap(mm.filename, dtype=a.dtype, mode="c", offset=offset,
-                                    shape=a.shape))
+        try:
+            return np.asarray(np.memmap(mm.filename, dtype=a.dtype, mode="c", offset=offset,
+                                        shape=a.shape))
+        except (OSError, ValueError):  # the file is gone or shorter now: copy what we hold
+            pass
     copy = np.array(a)
     _release_pages(a)
     return copy

@@ -398,3 +398,22 @@ def test_params_loaded_from_a_file_are_writable_and_edits_never_reach_the_file(f
     assert digest == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
     again = modeling.RobertaForMaskedLM.from_pretrained(folder)
     np.testing.assert_array_equal(again(ids, attention_mask=mask).logits, before)
+
+
+def test_params_whose_file_is_gone_are_copied(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from minirobera import checkpoint, modeling
+    from minirobera.config import RobertaConfig
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "model" / "a-RobertaForMaskedLM"
+    folder = shutil.copytree(fixture / "safetensors", tmp_path / "m")
+    config = RobertaConfig.from_pretrained(folder)
+    state = checkpoint.read_safetensors(folder / "model.safetensors")
+    params, _ = checkpoint.params_from_state_dict(config, state, modeling.RobertaForMaskedLM.parts)
+    want = modeling.RobertaForMaskedLM.from_pretrained(folder)([0, 17, 42, 2]).logits
+    (folder / "model.safetensors").unlink()  # still mapped by `state`, gone by name
+    model = modeling.RobertaForMaskedLM(config, params)
+    model.params["embeddings"]["ln"]["b"] += 0  # writable
+    np.testing.assert_array_equal(model([0, 17, 42, 2]).logits, want)
