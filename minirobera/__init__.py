@@ -28,13 +28,15 @@ Where to read what (each module's docstring says what it owns and what it leaves
     cli.py              the `minirobera` command line
     pretraining.py      dynamic masking and FULL-SENTENCES packing (RoBERTa's data recipe)
     walkthrough.py      set-up shared by the notebooks (checkpoint choice, vocab files)
+  read this first
+    roberta_on_one_screen.py   the whole masked-LM forward in ~75 lines, repeated on purpose
 
 Names are imported lazily, so `import minirobera` stays cheap and never imports
 torch or transformers. Importing it changes nothing in the process: no environment
 variable, no BLAS setting, no thread count (tests/test_no_side_effects.py holds that).
 """
 
-from importlib import import_module
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -70,10 +72,11 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'minirobera' has no attribute {name!r}")
-    value = getattr(import_module(f"minirobera.{_EXPORTS[name]}"), name)
+    value = getattr(_importlib.import_module(f"minirobera.{_EXPORTS[name]}"), name)
     globals()[name] = value  # cache: the next lookup skips __getattr__
     return value
 
 
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
+def __dir__():  # the public names and the loaded submodules, not this file's helpers
+    return sorted({n for n in globals() if not n.startswith("_")} | set(_EXPORTS)
+                  | {"__version__"})

@@ -5,9 +5,12 @@ Owns:
   * the pre-tokenizer (the GPT-2 split pattern),
   * reading the two model tables: vocab.json (token -> id) and the merges (pair -> rank), from
     merges.txt or from tokenizer.json (both of its merge formats),
-  * the merge loops: the readable one for words, an O(n log n) one for long pieces (a run of
-    one letter, a base64 blob), with a cache so a pre-token seen before costs one dict lookup
+  * the merge loops: `explain_word`, the plainest (rescan every pair, merge the lowest rank,
+    repeat; read it first), `merge`, the same loop re-ranking only the pairs a merge touches
+    (what encoding words runs), and `merge_long`, an O(n log n) one for long pieces (a run
+    of one letter, a base64 blob); a cache makes a pre-token seen before cost one dict lookup
     (at most 200,000 pieces of under 256 characters: it starts over when full),
+  * learning the merges from text: `train` (count pairs, merge the most frequent, repeat),
   * turning token strings back into bytes, and `explain`, which shows every step.
 
 Leaves out (see tokenizer.py): special tokens such as <s> and <mask>, add_prefix_space, the
@@ -393,12 +396,22 @@ class BytePairEncoder:
         >>> steps["words"][0]["tokens"], steps["ids"]
         (['Ġwo', 'w'], [257, 86])
         """
-        words = [self._explain_word(w) for w in pre_tokenize(text)]
+        words = [self.explain_word(w) for w in pre_tokenize(text)]
         return {"text": text, "pre_tokens": [w["pre_token"] for w in words], "words": words,
                 "tokens": [t for w in words for t in w["tokens"]],
                 "ids": [i for w in words for i in w["ids"]]}
 
-    def _explain_word(self, word: str) -> dict:
+    def explain_word(self, word: str) -> dict:
+        """The merge loop at its plainest, on one pre-token, keeping every step.
+
+        Rank every adjacent pair (a pair that is not a merge ranks as infinity), merge the
+        lowest-ranked one (the leftmost among equals), and repeat until no pair is a merge.
+        `merge` and `merge_long` compute the same tokens faster; this is the one to read.
+
+        >>> bpe = BytePairEncoder({"a": 0, "b": 1, "ab": 2, "aab": 3}, [("a", "b"), ("a", "ab")])
+        >>> [(m["pair"], m["symbols"]) for m in bpe.explain_word("aab")["merges"]]
+        [(('a', 'b'), ['a', 'ab']), (('a', 'ab'), ['aab'])]
+        """
         raw = word.encode("utf-8")
         if len(raw) > COMPILED_PIECE:  # every step keeps a copy of the piece: O(n^2) memory
             raise ValueError(f"explain() shows every merge of a piece with a copy of its symbols, "
@@ -440,6 +453,67 @@ def tokens_to_bytes(tokens: Iterable[str]) -> bytes:
         except KeyError:
             out.extend(token.encode("utf-8"))
     return bytes(out)
+
+
+# ---------------------------------------------------------------------- learning the merges
+
+def train(texts, vocab_size: int, special_tokens: Sequence[str] = ()
+          ) -> Tuple[Dict[str, int], List[Tuple[str, str]]]:
+    """Learn byte-level BPE from text: count every adjacent pair of symbols, merge the most
+    frequent pair everywhere, and repeat until the vocab has `vocab_size` entries.
+
+    `texts` is a string or a list of strings. Each is pre-tokenized (`pre_tokenize`, the
+    GPT-2 split: merges never cross a word boundary) and turned into byte symbols; the vocab
+    starts with `special_tokens`, then all 256 byte symbols (ordered by code point), so any
+    text can be encoded. A tie between equally frequent pairs goes to the pair whose first
+    symbol has the lowest id, then whose second has (ids count up from the specials, the
+    byte symbols, then each merge's result as it is made). Returns (vocab, merges), ready
+    for `BytePairEncoder(vocab, merges)`. The same merges as Hugging Face tokenizers'
+    `BpeTrainer(vocab_size, special_tokens, initial_alphabet=ByteLevel.alphabet())` on a
+    `ByteLevel(add_prefix_space=False)` pre-tokenizer (tests/test_bpe_train.py).
+
+    It recounts every pair after every merge: plain, and fine for a few thousand merges on a
+    small text; the reference updates the counts incrementally.
+
+    >>> vocab, merges = train("low lower lowest", vocab_size=256 + 3)
+    >>> merges
+    [('l', 'o'), ('lo', 'w'), ('Ġ', 'low')]
+    >>> BytePairEncoder(vocab, merges).encode("lowly") == [vocab["low"], vocab["l"], vocab["y"]]
+    True
+    """
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    words = {}  # byte symbols of a pre-token -> how often it occurs
+    for text in texts:
+        for piece in pre_tokenize(text):
+            symbols = to_byte_symbols(piece)
+            words[symbols] = words.get(symbols, 0) + 1
+    vocab = {token: i for i, token in enumerate(dict.fromkeys(special_tokens))}
+    for symbol in sorted(BYTE_ENCODER.values()):
+        vocab.setdefault(symbol, len(vocab))
+    corpus = [(list(symbols), count) for symbols, count in words.items()]
+    merges = []
+    while len(vocab) < vocab_size:
+        counts = {}
+        for symbols, count in corpus:  # every adjacent pair, overlapping ones too ("aaa": 2)
+            for pair in zip(symbols, symbols[1:]):
+                counts[pair] = counts.get(pair, 0) + count
+        if not counts:
+            break  # every word is one symbol: nothing left to merge
+        best = max(counts, key=lambda p: (counts[p], -vocab[p[0]], -vocab[p[1]]))
+        merges.append(best)
+        vocab.setdefault(best[0] + best[1], len(vocab))
+        for symbols, _ in corpus:
+            _merge_pair(symbols, best)
+    return vocab, merges
+
+
+def _merge_pair(symbols: List[str], pair: Tuple[str, str]) -> None:
+    """Replace every occurrence of `pair` in `symbols`, left to right ("aaa" -> "aa", "a")."""
+    i = 0
+    while i < len(symbols) - 1:
+        if symbols[i] == pair[0] and symbols[i + 1] == pair[1]:
+            symbols[i:i + 2] = [pair[0] + pair[1]]
+        i += 1
 
 
 # ---------------------------------------------------------------------------------------------

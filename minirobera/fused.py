@@ -1,19 +1,23 @@
 """The encoder of layers.py rearranged for speed: the same math in fewer, larger steps.
 
-What this file owns: three things that exist only for speed. The model classes run the
-encoder through here; layers.py is the same encoder as a reader meets it, and
-tests/test_model_layers.py holds the two equal.
+What this file owns: four things that exist only for speed. The model classes run the
+encoder through here (unless MINIROBERA_KERNELS=readable: then they run layers.py); layers.py
+is the same encoder as a reader meets it, and tests/test_model_layers.py holds the two equal.
 
   * the weight layout (`compute_layout`, once, when a model is built): every Linear weight as
     the transpose of a C-contiguous [in, out] array, the layout BLAS is fastest with, and
     q, k, v side by side in one array, so attention projects with one matrix multiply;
+    the params dict holds that layout itself (q, k and v, weights and biases, are views into
+    the fused arrays), so an edit of a param is an edit the model sees;
+  * the fused element-wise kernels of kernels.py (GELU, softmax, residual + LayerNorm, the
+    embeddings) in place of layers.py's NumPy lines, on float32;
   * temporaries reused by every layer (`_buffer`): one [B,T,3D] q/k/v array, one [B,H,T,T]
     score array and one [B,T,F] FFN array for all twelve layers, not twelve of each;
   * each layer's output written over its input when no hidden state is kept.
 
-What it leaves out: the math (every step calls a function of layers.py) and the fused
-element-wise kernels (kernels.py, which layers.py already calls). bench/README.md says what
-each of the three is worth.
+What it leaves out: the math (layers.py: `linear`, `split_heads` and the plain layer are its
+functions; every kernel is held equal to its layers.py line). bench/README.md says what
+each of these is worth.
 
 >>> from minirobera import layers
 >>> params = compute_layout(layers.random_params(vocab=20, dim=8, heads=2, ffn=12, layers=2,
@@ -33,8 +37,8 @@ import mmap
 
 import numpy as np
 
-from .layers import (bias_act, bias_residual_layer_norm, encoder_layer as plain_encoder_layer,
-                     linear, masked_softmax, split_heads)
+from . import kernels, layers
+from .layers import encoder_layer as plain_encoder_layer, linear, split_heads
 
 
 # ------------------------------------------------------------------------- the weight layout
@@ -46,12 +50,14 @@ def compute_layout(params):
     Every `w` keeps its shape [out, in] but becomes the transpose of a C-contiguous [in, out]
     array, so `x @ w.T` (layers.linear) runs BLAS on the layout it is fastest with (the
     [out, in] file layout is slower, most of all for few rows). Each layer also gets a `qkv`
-    entry: the query, key and value weights side by side in ONE [in, 3*out] array (with q, k
-    and v left as views into it) and their biases concatenated, so `self_attention` below
-    runs one GEMM instead of three. Copied weights release their memory-mapped file pages, so
-    the process does not hold the checkpoint twice. The tied decoder (the word embeddings,
-    [V, D]) stays as it is. `qkv` is always rebuilt from q, k and v, so a params dict edited
-    before the model is built stays consistent; edit q, k or v after it and `qkv` goes stale.
+    entry: the query, key and value weights side by side in ONE [in, 3*out] array and their
+    biases in one [3*out] array, with q, k and v (weights and biases) left as views into them,
+    so `self_attention` below runs one GEMM instead of three and an in-place edit of q, k or
+    v is an edit of `qkv`. A q, k or v array replaced by another one is noticed at the next
+    forward (`_qkv`), which rebuilds `qkv`. Copied weights release their memory-mapped file
+    pages, so the process does not hold the checkpoint twice. The tied decoder (the word
+    embeddings, [V, D]) stays as it is. Every other array is made writable (`_writable`), so
+    that an in-place edit of any param reaches the model instead of raising.
     """
     for layer in params.get("layers", []):
         layer["qkv"] = _fuse_qkv(layer)
@@ -59,22 +65,80 @@ def compute_layout(params):
         w = node["w"]
         node["w"] = np.ascontiguousarray(w.T).T
         _release_pages(w)
+    _make_writable(params, {})
     return params
+
+
+def _make_writable(node, done):  # every read-only array of a params dict, in place
+    items = enumerate(node) if isinstance(node, list) else node.items()
+    for key, value in list(items):
+        if isinstance(value, (dict, list)) and key != "qkv":  # qkv: fresh arrays, writable
+            _make_writable(value, done)
+        elif isinstance(value, np.ndarray) and not value.flags.writeable:
+            if id(value) not in done:  # a tied array (the decoder) becomes ONE writable array
+                done[id(value)] = (value, _writable(value))
+            node[key] = done[id(value)][1]
+
+
+def _writable(a):
+    """A writable array with a's values. A tensor read from a file is a read-only view of it
+    (a memory map), and an edit a learner makes must reach the model, not raise. A mapped,
+    contiguous tensor is mapped again copy-on-write (MAP_PRIVATE: the pages stay those of the
+    file, shared and counted once, until one is written; a write never reaches the file);
+    anything else is copied."""
+    mm = a  # the np.memmap that owns the mapping: the last array down the .base chain (a
+    while isinstance(mm.base, np.ndarray):  # slice of a memmap is a memmap too, and carries
+        mm = mm.base  # its parent's .offset although its data starts elsewhere)
+    if isinstance(mm, np.memmap) and mm.filename and a.flags.c_contiguous and a.size:
+        offset = mm.offset + (a.ctypes.data - mm.ctypes.data)  # a's first byte in the file
+        try:
+            return np.asarray(np.memmap(mm.filename, dtype=a.dtype, mode="c", offset=offset,
+                                        shape=a.shape))
+        except (OSError, ValueError):  # the file is gone or shorter now: copy what we hold
+            pass
+    copy = np.array(a)
+    _release_pages(a)
+    return copy
 
 
 def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*out]}
     d_in = layer["q"]["w"].shape[1]
     outs = [layer[n]["w"].shape[0] for n in ("q", "k", "v")]
     fused = np.empty((d_in, sum(outs)), np.float32)  # [in, 3*out], C-contiguous
+    bias = np.empty(sum(outs), np.float32)
     start = 0
     for name, n_out in zip(("q", "k", "v"), outs):
         cols = slice(start, start + n_out)
         fused[:, cols] = layer[name]["w"].T
+        bias[cols] = layer[name]["b"]
         _release_pages(layer[name]["w"])
         layer[name]["w"] = fused[:, cols].T  # still [out, in], now a view into `fused`
+        layer[name]["b"] = bias[cols]  # a view into `bias`
         start += n_out
-    bias = np.concatenate([layer[n]["b"] for n in ("q", "k", "v")]).astype(np.float32)
-    return {"w": fused.T, "b": bias}
+    qkv = _FusedQKV(w=fused.T, b=bias)
+    qkv.views = tuple(layer[n][wb] for n, wb in _QKV_ARRAYS)
+    return qkv
+
+
+class _FusedQKV(dict):
+    """{"w": [3*out, in], "b": [3*out]}, a plain dict to whoever walks the params, that also
+    remembers the q, k and v arrays made views into it (`views`)."""
+
+    views = ()
+
+
+def _qkv(layer):  # -> layer["qkv"], rebuilt first if q, k or v no longer are its views
+    """The fused q/k/v weight and bias of a layer. In-place edits of q, k or v reach it (they
+    are views into it); an array put in their place instead is noticed here (six identity
+    checks) and `qkv` is built again from the params, so it is never a stale copy."""
+    views = getattr(layer.get("qkv"), "views", ())
+    if len(views) != len(_QKV_ARRAYS) or any(
+            layer[n][wb] is not v for (n, wb), v in zip(_QKV_ARRAYS, views)):
+        layer["qkv"] = _fuse_qkv(layer)
+    return layer["qkv"]
+
+
+_QKV_ARRAYS = tuple((n, wb) for n in ("q", "k", "v") for wb in ("w", "b"))
 
 
 def _linear_nodes(params):  # the {"w": [out,in], ...} dicts not yet laid out, except the
@@ -131,12 +195,14 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     them as they are), and the context is written straight into its [B,T,D] place.
     """
     B, T, D = x.shape
-    qkv = linear(x, p["qkv"]["w"], p["qkv"]["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
+    qkv_p = _qkv(p)
+    qkv = linear(x, qkv_p["w"], qkv_p["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
     heads = split_heads(qkv, 3 * n_head)  # [B,3H,T,Dh]: q heads, then k, then v
     q, k, v = heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
     scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
                        out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
-    probs = masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
+    # layers.masked_softmax as one kernel, in place
+    probs = kernels.masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
     # merge_heads for free: the GEMM writes each head's [T,Dh] block straight into its
     # columns of a [B,T,H,Dh] array, which is [B,T,D] without a copy
     ctx = _buffer(scratch, "ctx", (B, T, D))
@@ -145,34 +211,39 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     return ctx, probs
 
 
+def _bias_act(x, b, act):  # [..., F], [F] -> [..., F], in place: layers.bias_act
+    if act == "gelu":
+        return kernels.gelu_bias(x, b, out=x)  # exact GELU, one fused kernel
+    return layers.bias_act(x, b, act, out=x)
+
+
 def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, out=None):
     # [B,T,D] -> [B,T,D], [B,H,T,T]
     """layers.encoder_layer (post-LN), each step writing into a reused buffer or in place."""
     a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
     h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
-    h = bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
-                                 p["attn_ln"]["b"], eps, out=h)
+    h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+                                        p["attn_ln"]["b"], eps, out=h)
     f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
                out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
-    f = bias_act(f, p["ffn_in"]["b"], act, out=f)
+    f = _bias_act(f, p["ffn_in"]["b"], act)
     out = linear(f, p["ffn_out"]["w"], out=out)  # `out` may be x: dead since the 1st residual
-    out = bias_residual_layer_norm(out, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
-                                   p["ffn_ln"]["b"], eps, out=out)
+    out = kernels.bias_residual_layernorm(out, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
+                                          p["ffn_ln"]["b"], eps, out=out)
     return out, probs
 
 
 def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden_states=True):
     # [B,T,D] -> [B,T,D], L+1 x [B,T,D] (or None), L x [B,H,T,T] (or L x None)
-    """layers.encoder, fused where it can be: float32 x and weights laid out by compute_layout.
+    """layers.encoder, fused where it can be: float32 x and float32 weights laid out by
+    compute_layout.
 
     With `keep_attentions=False` the maps are not kept (None) and their buffer is reused.
     With `keep_hidden_states=False` the hidden states are not kept (None) and each layer
     writes its output over its input: x itself is overwritten (pass a copy to keep it).
     Anything else (float64 weights, a params dict without `qkv`) runs layers.encoder_layer.
     """
-    fused = x.dtype == np.float32 and all(
-        "qkv" in p and p["qkv"]["w"].dtype == p["ffn_out"]["w"].dtype == np.float32
-        for p in layers)
+    fused = x.dtype == np.float32 and all(_float32_layer(p) for p in layers)
     # one [B,T,D] array for every layer's output when nothing else holds them
     in_place = fused and not keep_hidden_states and x.flags.c_contiguous
     scratch = {} if fused else None
@@ -187,3 +258,47 @@ def encoder(x, layers, bias, n_head, act, eps, keep_attentions=True, keep_hidden
         if keep_hidden_states:
             hidden_states.append(x)
     return x, hidden_states if keep_hidden_states else None, attentions
+
+
+def _float32_layer(p):  # every array of a layer float32, and q/k/v laid out (`qkv`)?
+    return "qkv" in p and all(p[name][k].dtype == np.float32 for name in _LAYER_PARTS
+                              for k in p[name])
+
+
+_LAYER_PARTS = ("q", "k", "v", "attn_out", "attn_ln", "ffn_in", "ffn_out", "ffn_ln")
+
+
+# ------------------------------------------------------------ embeddings and the LM head, fused
+
+def embeddings(p, input_ids=None, token_type_ids=None, position_ids=None, *,
+               inputs_embeds=None, pad_token_id, eps):  # [B,T] (or [B,T,D]) -> [B,T,D]
+    """layers.embeddings; on float32 tables the gather, sum and LayerNorm are one kernel
+    (row by row, no [B,T,D] temporaries)."""
+    tables = (p["word"], p["position"], p["token_type"], p["ln"]["g"], p["ln"]["b"])
+    if not all(t.dtype == np.float32 for t in tables) or (
+            inputs_embeds is not None and inputs_embeds.dtype != np.float32):
+        return layers.embeddings(p, input_ids, token_type_ids, position_ids,
+                                 inputs_embeds=inputs_embeds, pad_token_id=pad_token_id, eps=eps)
+    if inputs_embeds is None:
+        if position_ids is None:
+            position_ids = layers.position_ids_from_input_ids(input_ids, pad_token_id)
+        return kernels.embed_layernorm(input_ids, position_ids, token_type_ids, *tables, eps)
+    if position_ids is None:
+        position_ids = layers.position_ids_from_embeds(*inputs_embeds.shape[:2], pad_token_id)
+    types = 0 if token_type_ids is None else token_type_ids  # Quirk: row 0 is still added
+    x = inputs_embeds + p["token_type"][types]
+    x = x + p["position"][position_ids]
+    return kernels.layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps, out=x)
+
+
+def lm_head(h, p, eps):  # [B,T,D] -> [B,T,V]
+    """heads.lm_head (dense -> exact GELU -> LayerNorm -> tied decoder) with the GELU and the
+    LayerNorm as kernels, in place, on float32."""
+    from . import heads
+
+    if not all(a.dtype == np.float32 for a in (h, p["dense"]["b"], p["ln"]["g"], p["ln"]["b"])):
+        return heads.lm_head(h, p, eps)
+    x = linear(h, p["dense"]["w"])
+    x = kernels.gelu_bias(x, p["dense"]["b"], out=x)  # Quirk: always exact GELU
+    x = kernels.layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps, out=x)
+    return linear(x, p["decoder"]["w"], p["decoder"]["b"])

@@ -55,7 +55,7 @@ def lm_head(h, p, eps):  # [B,T,D] -> [B,T,V]
     >>> lm_head(np.ones((2, 3, D), np.float32), p, eps=1e-5).shape
     (2, 3, 6)
     """
-    x = bias_act(linear(h, p["dense"]["w"]), p["dense"]["b"], "gelu")  # exact GELU, fused kernel
+    x = bias_act(linear(h, p["dense"]["w"]), p["dense"]["b"], "gelu")  # exact GELU
     x = layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps)
     return linear(x, p["decoder"]["w"], p["decoder"]["b"])
 

@@ -10,12 +10,17 @@ encoder layer, fused so that each array is read once:
     embed_layernorm            LayerNorm(word[ids] + type[type_ids] + pos[pos_ids])
 
 What it leaves out: the matrix multiplies (NumPy's BLAS runs them near the CPU's peak; Numba
-cannot call BLAS without SciPy), and the model itself (layers.py decides what to call).
+cannot call BLAS without SciPy), and the model itself (fused.py calls these kernels; layers.py,
+the readable encoder, never does).
 
-One switch picks the implementation: the environment variable ``MINIROBERA_KERNELS=numba|numpy``
-read at import (default: numba when it is installed), or ``set_backend("numba"|"numpy")`` at
-run time; ``get_backend()`` says which is active. Both backends take the same arguments and
-agree to float32 rounding (tests/test_kernels.py holds them equal). Numba is imported and the
+One switch picks the implementation: the environment variable
+``MINIROBERA_KERNELS=numba|numpy|readable`` read at import (default: numba when it is
+installed), or ``set_backend(...)`` at run time; ``get_backend()`` says which is active.
+"numba" and "numpy" run the model classes on fused.py with these kernels (compiled, or their
+NumPy twins); the two take the same arguments and agree to float32 rounding
+(tests/test_kernels.py holds them equal). "readable" runs the model classes on layers.py and
+heads.py end to end, the code a reader steps through (no fused layout, no kernel); a direct
+call of a function of this file then runs its NumPy twin. Numba is imported and the
 kernels compiled only on the first call that needs them, and compiled code is cached on disk
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
@@ -38,12 +43,14 @@ import threading
 
 import numpy as np
 
+from .layers import ERFC_COEFFS
+
 __all__ = [
     "get_backend", "set_backend", "gelu_bias", "masked_softmax",
     "bias_residual_layernorm", "layer_norm", "embed_layernorm",
 ]
 
-BACKENDS = ("numba", "numpy")
+BACKENDS = ("numba", "numpy", "readable")
 _ENV = "MINIROBERA_KERNELS"
 
 
@@ -75,16 +82,17 @@ _BACKEND = _backend_from_env()
 
 
 def get_backend() -> str:
-    """The active kernel implementation, ``"numba"`` or ``"numpy"``.
+    """The active kernel implementation, ``"numba"``, ``"numpy"`` or ``"readable"``.
 
-    >>> get_backend() in ("numba", "numpy")
+    >>> get_backend() in BACKENDS
     True
     """
     return _BACKEND
 
 
 def set_backend(name: str) -> str:
-    """Switch every kernel to ``"numba"`` or ``"numpy"``; returns the previous backend.
+    """Switch every kernel to ``"numba"``, ``"numpy"`` or ``"readable"`` (the model classes on
+    layers.py, see the module docstring); returns the previous backend.
 
     >>> old = set_backend("numpy"); get_backend()
     'numpy'
@@ -92,7 +100,7 @@ def set_backend(name: str) -> str:
     >>> set_backend("cuda")
     Traceback (most recent call last):
     ...
-    ValueError: set_backend() backend must be one of ('numba', 'numpy'), got 'cuda'
+    ValueError: set_backend() backend must be one of ('numba', 'numpy', 'readable'), got 'cuda'
     """
     global _BACKEND
     old, _BACKEND = _BACKEND, _check_backend(name, "set_backend() backend")
@@ -158,8 +166,7 @@ def _order_key(bits):  # int32 bits of a float32 -> int32 key, monotone in the f
 # NumPy twin gives inf: fastmath promises nothing for infinities). One path for every z (a
 # select at the end), so LLVM vectorises it 16 floats wide: ~1.4x faster than a float64 erf,
 # which matters because GELU is the largest cost between the matrix multiplies.
-ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,  # c0 .. c9
-               0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277)
+# ERFC_COEFFS (c0 .. c9) come from layers.py, whose erfc evaluates the same fit in float64.
 _C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9 = (np.float32(c) for c in ERFC_COEFFS)
 _SQRT1_2 = np.float32(0.7071067811865476)
 
@@ -337,7 +344,8 @@ def _compile_numba_kernels():
 
 
 # ---------------------------------------------------------------------------------------------
-# The NumPy twins: same arguments, same in-place contract, same arithmetic.
+# The NumPy twins: same arguments, same in-place contract, same arithmetic, in plain NumPy
+# (np.exp and np.max where the loops above use _exp32 and order keys for LLVM's sake).
 # ---------------------------------------------------------------------------------------------
 
 def _gelu_bias_twin(x, bias):  # [N,F], [F] -> None

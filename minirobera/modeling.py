@@ -1,9 +1,10 @@
 """Thin model classes with transformers' names, each holding (config, params).
 
 Owns input checking (lists or arrays, 1-D or 2-D, clear errors for bad ids, shapes and
-lengths), the order of calls (embeddings -> encoder -> head, all pure functions from
-layers.py, fused.py and heads.py), the output objects with transformers' field names, the losses
-when labels are given, and from_pretrained / save_pretrained.
+lengths), the order of calls (embeddings -> encoder -> head, all pure functions: fused.py's,
+or with MINIROBERA_KERNELS=readable layers.py's and heads.py's, end to end), the output
+objects with transformers' field names, the losses when labels are given, and
+from_pretrained / save_pretrained.
 
 Leaves out: training, generation (no key/value cache), cross-attention, heads other
 than RoBERTa's seven, and `return_dict=False` tuples (outputs support `out[0]` anyway).
@@ -27,7 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import fused, heads, layers
+from . import fused, heads, kernels, layers
 from .checkpoint import (init_params, load_state_dict, params_from_state_dict, read_limits,
                          save_safetensors,
                          state_dict_from_params)
@@ -298,19 +299,32 @@ class RobertaPreTrainedModel:
 
     # ---------------------------------------------------------------------- forward
     def _encode(self, inputs, output_hidden_states, output_attentions):
-        """embeddings -> encoder; returns h [B,T,D] and the optional tuples."""
-        c = self.config
-        x = layers.embeddings(self.params["embeddings"], inputs["input_ids"],
-                              inputs["token_type_ids"], inputs["position_ids"],
-                              inputs_embeds=inputs["inputs_embeds"],
-                              pad_token_id=c.pad_token_id, eps=c.layer_norm_eps)
+        """embeddings -> encoder; returns h [B,T,D] and the optional tuples.
+
+        fused.py (the kernels, fused q/k/v, reused buffers) by default; layers.py as written
+        with MINIROBERA_KERNELS=readable (kernels.set_backend("readable")).
+        """
+        c, readable = self.config, kernels.get_backend() == "readable"
+        x = (layers if readable else fused).embeddings(
+            self.params["embeddings"], inputs["input_ids"], inputs["token_type_ids"],
+            inputs["position_ids"], inputs_embeds=inputs["inputs_embeds"],
+            pad_token_id=c.pad_token_id, eps=c.layer_norm_eps)
         bias = layers.attention_bias(inputs["attention_mask"], causal=c.is_decoder)
-        h, hidden, attn = fused.encoder(x, self.params["layers"], bias, c.num_attention_heads,
-                                        c.hidden_act, c.layer_norm_eps,
-                                        keep_attentions=output_attentions,
-                                        keep_hidden_states=output_hidden_states)
+        if readable:
+            h, hidden, attn = layers.encoder(x, self.params["layers"], bias,
+                                             c.num_attention_heads, c.hidden_act,
+                                             c.layer_norm_eps)
+        else:
+            h, hidden, attn = fused.encoder(x, self.params["layers"], bias,
+                                            c.num_attention_heads, c.hidden_act,
+                                            c.layer_norm_eps, keep_attentions=output_attentions,
+                                            keep_hidden_states=output_hidden_states)
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
+
+    def _lm_head(self, h):  # [B,T,D] -> [B,T,V]: heads.lm_head, or fused.py's with kernels
+        head = heads.lm_head if kernels.get_backend() == "readable" else fused.lm_head
+        return head(h, self.params["lm_head"], self.config.layer_norm_eps)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None,
                  position_ids=None, inputs_embeds=None, output_hidden_states=False,
@@ -362,7 +376,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         inputs = prepare_inputs(self.config, input_ids, attention_mask, None, None, None)
         h, _, _ = self._encode(inputs, False, False)
         rows, tokens = np.asarray(positions, dtype=np.int64).reshape(-1, 2).T
-        return heads.lm_head(h[rows, tokens], self.params["lm_head"], self.config.layer_norm_eps)
+        return self._lm_head(h[rows, tokens])
 
     def __init__(self, config, params=None, *, seed=None):
         if config.is_decoder:
@@ -371,7 +385,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         super().__init__(config, params, seed=seed)
 
     def _head(self, h, hidden, attn, labels=None):
-        logits = heads.lm_head(h, self.params["lm_head"], self.config.layer_norm_eps)
+        logits = self._lm_head(h)
         loss = None if labels is None else heads.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), _labels(labels, logits.shape[:2]))
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
@@ -390,7 +404,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         super().__init__(config, params, seed=seed)
 
     def _head(self, h, hidden, attn, labels=None):
-        logits = heads.lm_head(h, self.params["lm_head"], self.config.layer_norm_eps)
+        logits = self._lm_head(h)
         loss = None
         if labels is not None:  # predict token t+1 from tokens <= t: shift labels left
             labels = _labels(labels, logits.shape[:2])

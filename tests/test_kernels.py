@@ -267,7 +267,8 @@ def test_set_backend_switches_and_rejects_unknown_names():
         assert K.get_backend() == "numpy"
         assert K.set_backend("numba") == "numpy"
         assert K.get_backend() == "numba"
-        with pytest.raises(ValueError, match=r"must be one of \('numba', 'numpy'\), got 'cuda'"):
+        with pytest.raises(ValueError, match=r"must be one of \('numba', 'numpy', 'readable'\), "
+                                             r"got 'cuda'"):
             K.set_backend("cuda")
         assert K.get_backend() == "numba"  # unchanged by the failed call
     finally:
@@ -291,9 +292,13 @@ def test_environment_variable_picks_the_backend_and_numpy_never_imports_numba():
     p = _python(code, MINIROBERA_KERNELS="NUMBA")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["numba", "True"]
+    p = _python(code, MINIROBERA_KERNELS="readable")  # a direct kernel call runs its twin
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["readable", "False"]
     p = _python("import minirobera.kernels", MINIROBERA_KERNELS="fortran")
     assert p.returncode != 0
-    assert "MINIROBERA_KERNELS must be one of ('numba', 'numpy'), got 'fortran'" in p.stderr
+    assert ("MINIROBERA_KERNELS must be one of ('numba', 'numpy', 'readable'), got 'fortran'"
+            in p.stderr)
 
 
 def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():

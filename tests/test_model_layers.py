@@ -201,3 +201,219 @@ def test_forwards_from_several_threads_at_once():
     assert not any(t.is_alive() for t in threads), "concurrent forwards hung"
     for got in results:
         np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------- layers.py is what runs, for every dtype
+
+def _raise(*args, **kwargs):
+    raise AssertionError("layers.py called a kernel")
+
+
+def _no_kernels(monkeypatch):
+    from minirobera import kernels
+
+    for name in ("gelu_bias", "masked_softmax", "bias_residual_layernorm", "layer_norm",
+                 "embed_layernorm", "_impl", "_numba_kernels"):
+        monkeypatch.setattr(kernels, name, _raise)
+
+
+def test_layers_run_their_numpy_lines_on_float32_with_every_kernel_gone(monkeypatch):
+    from minirobera import heads
+
+    p = layers.random_params(vocab=30, dim=16, heads=2, ffn=24, layers=2, positions=40, seed=3)
+    lm = {"dense": {"w": p["layers"][0]["q"]["w"], "b": p["layers"][0]["q"]["b"]},
+          "ln": p["layers"][0]["attn_ln"],
+          "decoder": {"w": p["embeddings"]["word"], "b": np.zeros(30, np.float32)}}
+    ids = np.array([[0, 5, 6, 7, 2, 1], [0, 8, 9, 2, 1, 1]])
+    bias = layers.attention_bias(ids != 1, causal=False)
+
+    def forward():
+        x = layers.embeddings(p["embeddings"], ids, pad_token_id=1, eps=1e-5)
+        h, hidden, attn = layers.encoder(x, p["layers"], bias, n_head=2, act="gelu", eps=1e-5)
+        return heads.lm_head(h, lm, eps=1e-5), hidden, attn
+
+    want = forward()  # whatever runs by default
+    _no_kernels(monkeypatch)
+    got = forward()  # the kernels now raise: only NumPy lines can run
+    assert got[0].dtype == np.float32
+    np.testing.assert_array_equal(got[0], want[0])  # and it is the same code: bit for bit
+    for a, b in zip(got[1] + got[2], want[1] + want[2]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_readable_model_runs_no_kernel_and_no_fused_weight(monkeypatch):
+    from minirobera import kernels, modeling
+    from minirobera.config import RobertaConfig
+
+    config = RobertaConfig(vocab_size=40, hidden_size=16, num_attention_heads=4,
+                           intermediate_size=24, num_hidden_layers=2, max_position_embeddings=20)
+    model = modeling.RobertaForMaskedLM(config, seed=0)
+    ids = [[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]]
+    fast = model(ids, attention_mask=[[1] * 5, [1, 1, 1, 0, 0]], output_attentions=True)
+    old = kernels.set_backend("readable")
+    try:
+        _no_kernels(monkeypatch)
+        monkeypatch.setattr(fused, "self_attention", _raise)
+        monkeypatch.setattr(fused, "encoder_layer", _raise)
+        readable = model(ids, attention_mask=[[1] * 5, [1, 1, 1, 0, 0]], output_attentions=True)
+    finally:
+        kernels.set_backend(old)
+    np.testing.assert_allclose(readable.logits, fast.logits, rtol=1e-5, atol=1e-5)
+    for a, b in zip(readable.attentions, fast.attentions):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layer_norm_known_answer_on_a_low_variance_row(dtype):
+    # [1, 1.001]: mean 1.0005, biased var 2.5e-7, far below eps = 1e-5, so eps dominates:
+    # 5e-4 / sqrt(2.5e-7 + 1e-5) = 0.156174... (sqrt(var) + eps would give 0.980392...)
+    x = np.array([[1.0, 1.001], [-3.0, -3.0]], dtype)
+    got = layers.layer_norm(x, np.ones(2, dtype), np.zeros(2, dtype), eps=1e-5)
+    want = 5e-4 / math.sqrt(2.5e-7 + 1e-5)
+    np.testing.assert_allclose(got[0], [-want, want], rtol=1e-9 if dtype == np.float64 else 3e-3)
+    np.testing.assert_array_equal(got[1], [0.0, 0.0])  # a constant row: all zeros, no NaN
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_layer_norm_equals_torch(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 32)) * np.array([[1e-4], [1e-3], [1e-2], [1.0], [10.0], [1e3]])
+    # low- and high-variance rows, off zero (float32 keeps ~7 digits: offsets it can afford)
+    x = (x + rng.normal(size=(6, 1)) * (5 if dtype == np.float64 else 1e-3)).astype(dtype)
+    g, b = (1 + rng.normal(size=32)).astype(dtype), rng.normal(size=32).astype(dtype)
+    want = torch.nn.functional.layer_norm(torch.from_numpy(x), (32,), torch.from_numpy(g),
+                                          torch.from_numpy(b), eps=1e-5).numpy()
+    got = layers.layer_norm(x, g, b, eps=1e-5)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, want, **tol)
+
+
+# ------------------------------------------------ params are the truth: edits reach the model
+
+def _arrays(node, path=()):  # every array of a params dict, with its path
+    if isinstance(node, np.ndarray):
+        yield path, node
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            if k != "qkv":  # q, k and v's own arrays are views of it: edited through them
+                yield from _arrays(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _arrays(v, path + (i,))
+
+
+def _readable(model, *args, **kwargs):
+    from minirobera import kernels
+
+    old = kernels.set_backend("readable")
+    try:
+        return model(*args, **kwargs)
+    finally:
+        kernels.set_backend(old)
+
+
+def test_in_place_edits_of_any_param_reach_the_model():
+    from minirobera import modeling
+    from minirobera.config import RobertaConfig
+
+    config = RobertaConfig(vocab_size=40, hidden_size=16, num_attention_heads=4,
+                           intermediate_size=24, num_hidden_layers=2, max_position_embeddings=20)
+    model = modeling.RobertaForMaskedLM(config, seed=0)
+    ids, mask = [[0, 5, 6, 7, 2], [0, 8, 2, 1, 1]], [[1] * 5, [1, 1, 1, 0, 0]]
+    for path, array in _arrays(model.params):
+        if path[0] == "layers" and array.ndim == 2:
+            array *= 10  # transformers' init (std 0.02) barely lets attention look; 0.2 does
+    rng = np.random.default_rng(0)
+    before = model(ids, attention_mask=mask).logits
+    edited = []
+    for path, array in _arrays(model.params):
+        saved = array.copy()
+        array += rng.normal(0, 0.1, array.shape).astype(array.dtype)  # in place
+        fast = model(ids, attention_mask=mask).logits
+        np.testing.assert_allclose(fast, _readable(model, ids, attention_mask=mask).logits,
+                                   rtol=1e-5, atol=1e-5, err_msg=str(path))
+        # a key bias adds q.b_k to every score of a query: softmax does not see it (RoBERTa's
+        # checkpoints carry one all the same); every other param moves the logits
+        if path[-2:] != ("k", "b"):
+            assert np.abs(fast - before).max() > 1e-4, path  # float32 rounding: ~1e-6
+        array[...] = saved  # one edit at a time
+        edited.append(path)
+    assert ("layers", 1, "q", "b") in edited and ("layers", 0, "v", "w") in edited
+    assert len(edited) == 2 * 16 + 4 + 2 + 5  # 16 per layer, embeddings, head's dense/ln, bias
+
+
+def test_a_replaced_q_k_or_v_array_is_picked_up_at_the_next_forward():
+    from minirobera import modeling
+    from minirobera.config import RobertaConfig
+
+    config = RobertaConfig(vocab_size=40, hidden_size=16, num_attention_heads=4,
+                           intermediate_size=24, num_hidden_layers=1, max_position_embeddings=20)
+    model = modeling.RobertaModel(config, seed=0)
+    layer, ids = model.params["layers"][0], [[0, 5, 6, 7, 2]]
+    before = model(ids).last_hidden_state
+    layer["q"]["b"] = layer["q"]["b"] + 3  # a new array, not an edit of the old one
+    layer["v"]["w"] = np.ascontiguousarray(layer["v"]["w"][::-1])
+    after = model(ids).last_hidden_state
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, _readable(model, ids).last_hidden_state, rtol=1e-5,
+                               atol=1e-5)
+    # rebuilt once, then views again: an in-place edit of the new arrays reaches it too
+    assert np.shares_memory(layer["q"]["b"], layer["qkv"]["b"])
+    layer["q"]["b"][:] = 0
+    np.testing.assert_allclose(model(ids).last_hidden_state,
+                               _readable(model, ids).last_hidden_state, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin_zip", "bin_legacy", "flax_msgpack"])
+def test_params_loaded_from_a_file_are_writable_and_edits_never_reach_the_file(fmt, tmp_path):
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    from minirobera import modeling
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "model" / "a-RobertaForMaskedLM"
+    folder = shutil.copytree(fixture / fmt, tmp_path / fmt)
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    model = modeling.RobertaForMaskedLM.from_pretrained(folder)
+    assert model.params["lm_head"]["decoder"]["w"] is model.params["embeddings"]["word"]  # tied
+    ids, mask = [[0, 17, 42, 8, 2], [0, 9, 2, 1, 1]], [[1] * 5, [1, 1, 1, 0, 0]]
+    before = model(ids, attention_mask=mask).logits
+    rng, moved = np.random.default_rng(0), {}
+    for path, array in _arrays(model.params):
+        saved = array.copy()
+        array += rng.normal(0, 0.5, array.shape).astype(array.dtype)  # in place: no error
+        fast = model(ids, attention_mask=mask).logits
+        np.testing.assert_allclose(fast, _readable(model, ids, attention_mask=mask).logits,
+                                   rtol=1e-5, atol=1e-5, err_msg=str(path))
+        moved[path] = float(np.abs(fast - before).max())
+        array[...] = saved
+    # the arrays the file held read-only (the tables, LayerNorms, biases): their edits count
+    for path in [("embeddings", "word"), ("embeddings", "ln", "b"), ("layers", 0, "attn_out", "b"),
+                 ("layers", 1, "ffn_ln", "g"), ("lm_head", "decoder", "b")]:
+        assert moved[path] > 1e-3, (path, moved[path])
+    np.testing.assert_array_equal(model(ids, attention_mask=mask).logits, before)
+    # copy-on-write: the edits stayed in this process
+    assert digest == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    again = modeling.RobertaForMaskedLM.from_pretrained(folder)
+    np.testing.assert_array_equal(again(ids, attention_mask=mask).logits, before)
+
+
+def test_params_whose_file_is_gone_are_copied(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    from minirobera import checkpoint, modeling
+    from minirobera.config import RobertaConfig
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "model" / "a-RobertaForMaskedLM"
+    folder = shutil.copytree(fixture / "safetensors", tmp_path / "m")
+    config = RobertaConfig.from_pretrained(folder)
+    state = checkpoint.read_safetensors(folder / "model.safetensors")
+    params, _ = checkpoint.params_from_state_dict(config, state, modeling.RobertaForMaskedLM.parts)
+    want = modeling.RobertaForMaskedLM.from_pretrained(folder)([0, 17, 42, 2]).logits
+    (folder / "model.safetensors").unlink()  # still mapped by `state`, gone by name
+    model = modeling.RobertaForMaskedLM(config, params)
+    model.params["embeddings"]["ln"]["b"] += 0  # writable
+    np.testing.assert_array_equal(model([0, 17, 42, 2]).logits, want)

@@ -1,5 +1,9 @@
 """The walkthroughs in notebooks/: all eight exist, run top to bottom, and are committed clean.
 
+Each ends with two or three exercises, each solution a code cell that asserts its answer, so
+running the notebook checks the solutions. scripts/run_notebooks.py runs them the same way
+without pytest (CI: in a venv with only the `notebooks` extra).
+
 Running: each notebook executes headless in a fresh kernel of THIS interpreter (nbclient +
 ipykernel), any cell error fails the test, with
 
@@ -65,6 +69,25 @@ def test_notebook_is_committed_without_outputs(name):
         f"{name}.ipynb: the first code cell should set up through minirobera.walkthrough"
 
 
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_ends_with_exercises_whose_solutions_check_themselves(name):
+    """Two or three exercises at the end, each a markdown statement followed by its solution,
+    a code cell with an `assert`: running the notebook (test_notebook_runs) checks them."""
+    nb = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text(encoding="utf-8"))
+    cells = [(c["cell_type"], "".join(c["source"])) for c in nb["cells"]]
+    start = max(i for i, (kind, src) in enumerate(cells)
+                if kind == "markdown" and src.startswith("## Exercises"))
+    tail = cells[start:]
+    statements = [i for i, (kind, src) in enumerate(tail)
+                  if kind == "markdown" and "**Exercise " in src]
+    assert 2 <= len(statements) <= 3, f"{name}.ipynb: {len(statements)} exercises"
+    for n, i in enumerate(statements, 1):
+        assert f"**Exercise {n}:" in tail[i][1]
+        kind, solution = tail[i + 1]
+        assert kind == "code" and "assert " in solution, f"{name}.ipynb: exercise {n}'s solution"
+    assert tail[-1][0] == "code"  # the last cell is a solution
+
+
 @pytest.fixture(scope="session")
 def notebook_env(tmp_path_factory):
     """Environment for the kernels, and a kernelspec that runs this very interpreter."""
@@ -115,6 +138,9 @@ def test_notebook_runs(name, notebook_env, monkeypatch):
     except (CellExecutionError, CellTimeoutError) as e:
         pytest.fail(f"{name}.ipynb failed:\n{e}", pytrace=False)
     elapsed = time.monotonic() - start
+    printed = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                      for out in cell.get("outputs", []))
+    assert "skipping this section" not in printed, f"{name}.ipynb skipped a section:\n{printed}"
     assert elapsed < NOTEBOOK_BUDGET, \
         f"{name}.ipynb took {elapsed:.0f} s (budget {NOTEBOOK_BUDGET} s)"
 
