@@ -35,13 +35,13 @@ GEMMS = ("QKV projection", "QK^T", "probs @ V", "attention output", "FFN in", "F
 
 def profile_layers(model, B, T, reps):
     """-> {step: seconds per forward}, summed over the layers, median of `reps` passes."""
-    from minirobera import fused, layers
+    from minirobera import fused, kernels, layers
     c = model.config
     H, D = c.num_attention_heads, c.hidden_size
     ids = np.random.default_rng(0).integers(3, c.vocab_size - 1, (B, T))
     mask = np.ones((B, T), np.int64)
-    x0 = layers.embeddings(model.params["embeddings"], ids, pad_token_id=c.pad_token_id,
-                           eps=c.layer_norm_eps)
+    x0 = fused.embeddings(model.params["embeddings"], ids, pad_token_id=c.pad_token_id,
+                          eps=c.layer_norm_eps)
     bias = layers.attention_bias(mask, causal=False)
     eps, buf = c.layer_norm_eps, {}
     passes = []
@@ -55,33 +55,34 @@ def profile_layers(model, B, T, reps):
                 now = time.perf_counter()
                 t[step] = t.get(step, 0.0) + now - clock[0]
                 clock[0] = now
-            qkv = layers.linear(x, p["qkv"]["w"], out=fused._buffer(buf, "qkv", (B, T, 3 * D)))
+            qkv_p = fused._qkv(p)
+            qkv = layers.linear(x, qkv_p["w"], out=fused._buffer(buf, "qkv", (B, T, 3 * D)))
             tick("QKV projection")
-            qkv += p["qkv"]["b"]
+            qkv += qkv_p["b"]
             tick("QKV bias")
             heads = layers.split_heads(qkv, 3 * H)
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
             s = np.matmul(q, k.transpose(0, 1, 3, 2),
                           out=fused._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
-            s = layers.masked_softmax(s, bias, 1.0 / math.sqrt(D // H), out=s)
+            s = kernels.masked_softmax(s, bias, 1.0 / math.sqrt(D // H), out=s)
             tick("masked softmax")
             a = fused._buffer(buf, "ctx", (B, T, D))
             np.matmul(s, v, out=layers.split_heads(a, H))
             tick("probs @ V")
             h = layers.linear(a, p["attn_out"]["w"], out=fused._buffer(buf, "h", (B, T, D)))
             tick("attention output")
-            h = layers.bias_residual_layer_norm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+            h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
                                                 p["attn_ln"]["b"], eps, out=h)
             tick("bias + residual + LayerNorm (x2)")
             F = p["ffn_in"]["w"].shape[0]
             f = layers.linear(h, p["ffn_in"]["w"], out=fused._buffer(buf, "f", (B, T, F)))
             tick("FFN in")
-            f = layers.bias_act(f, p["ffn_in"]["b"], c.hidden_act, out=f)
+            f = fused._bias_act(f, p["ffn_in"]["b"], c.hidden_act)
             tick("bias + exact GELU")
             o = layers.linear(f, p["ffn_out"]["w"], out=x)  # x: dead since the 1st residual
             tick("FFN out")
-            x = layers.bias_residual_layer_norm(o, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
+            x = kernels.bias_residual_layernorm(o, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
                                                 p["ffn_ln"]["b"], eps, out=o)
             tick("bias + residual + LayerNorm (x2)")
         passes.append(t)
