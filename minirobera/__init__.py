@@ -22,6 +22,7 @@ Where to read what (each module's docstring says what it owns and what it leaves
     modeling.py         thin model classes with transformers' names over (config, params)
   weights and tasks
     checkpoint.py       safetensors / pytorch_model.bin reading and the one table of key names
+    fairseq.py          fairseq's model.pt + dict.txt (RoBERTa's release format), no torch
     hub.py              the Hugging Face hub download client and its cache
     pipelines.py        fill-mask and the other task pipelines
     cli.py              the `minirobera` command line
@@ -42,6 +43,7 @@ _EXPORTS = {
     "RobertaTokenizer": "tokenizer",
     "XLMRobertaTokenizer": "xlm_roberta",
     "CamembertTokenizer": "xlm_roberta",
+    "FairseqDictTokenizer": "fairseq",
     "RobertaConfig": "config",
     "RobertaModel": "modeling",
     "RobertaForMaskedLM": "modeling",

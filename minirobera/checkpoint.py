@@ -544,7 +544,40 @@ def read_torch_bin(path) -> Dict[str, np.ndarray]:
                               f"corrupt?): {type(e).__name__}: {e}") from None
 
 
-def _read_zip_bin(path):
+def read_torch_pickle(path, unpickler):
+    """The whole pickled tree of a torch checkpoint (zip or legacy), read through `unpickler`
+    (a `_RestrictedUnpickler` subclass that may admit more plain-data globals), and a function
+    `materialise(lazy_tensor, name) -> array` for the tensors the caller wants: the others
+    (e.g. a training checkpoint's optimizer state) are never read into memory. Used by
+    fairseq.py, whose `.pt` files hold a state dict beside args and optimizer state.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    try:
+        reader = _read_zip_bin if magic == b"PK\x03\x04" else _read_legacy_bin
+        tree, storage_arrays = reader(path, unpickler)
+    except CheckpointError:
+        raise
+    except Exception as e:  # a truncated pickle, zip or data section; junk arguments
+        raise CheckpointError(f"{path} is not a readable torch checkpoint (truncated or "
+                              f"corrupt?): {type(e).__name__}: {e}") from None
+
+    def materialise(lazy, name):
+        if not isinstance(lazy, _LazyTensor):
+            raise CheckpointError(f"{path}: {name!r} is a {type(lazy).__name__}, not a tensor")
+        try:
+            return _materialise(lazy, storage_arrays, path, name)
+        except CheckpointError:
+            raise
+        except Exception as e:  # a storage key the pickle never declared, junk sizes
+            raise CheckpointError(f"{path}: tensor {name!r} cannot be read: "
+                                  f"{type(e).__name__}: {e}") from None
+    return tree, materialise
+
+
+def _read_zip_bin(path, unpickler=None):
+    unpickler = unpickler or _RestrictedUnpickler
     with zipfile.ZipFile(path) as z:
         pkl = [n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
         if len(pkl) != 1:
@@ -552,7 +585,7 @@ def _read_zip_bin(path):
                                   f"torch checkpoint")
         root = pkl[0][:-len("data.pkl")]
         storages = {}
-        tree = _RestrictedUnpickler(z.open(pkl[0]), path, storages).load()
+        tree = unpickler(z.open(pkl[0]), path, storages).load()
         names = set(z.namelist())
         big = root + "byteorder" in names and z.read(root + "byteorder").strip() == b"big"
         arrays = {key: _zip_member_array(z, path, root + "data/" + key, dtype, numel, big)
@@ -575,7 +608,8 @@ def _zip_member_array(z, path, name, dtype, numel, big_endian):
     return _storage_array(data, raw, numel, path, name)
 
 
-def _read_legacy_bin(path):
+def _read_legacy_bin(path, unpickler=None):
+    unpickler = unpickler or _RestrictedUnpickler
     storages = {}
     with open(path, "rb") as f:
         for expected in (_LEGACY_MAGIC, _LEGACY_PROTOCOL):
@@ -583,7 +617,7 @@ def _read_legacy_bin(path):
                 raise CheckpointError(f"{path} is neither a zip nor a legacy torch checkpoint "
                                       f"(bad magic number or protocol)")
         sys_info = _RestrictedUnpickler(f, path, storages).load()
-        tree = _RestrictedUnpickler(f, path, storages).load()
+        tree = unpickler(f, path, storages).load()
         keys = _RestrictedUnpickler(f, path, storages).load()
         offset = f.tell()
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):

@@ -274,6 +274,9 @@ class RobertaPreTrainedModel:
         from_tf=True / from_flax=True load transformers 4.x's tf_model.h5 / flax_model.msgpack
         even when PyTorch weights are there too (they need h5py / msgpack, not TF or JAX).
         """
+        from . import fairseq
+        if fairseq.is_fairseq_folder(path_or_repo_id):  # fairseq's model.pt + dict.txt layout
+            return fairseq.from_pretrained(cls, path_or_repo_id, config=config)
         if config is None:
             config = RobertaConfig.from_pretrained(path_or_repo_id, revision=revision, **hub_kwargs)
         state_dict, source = load_state_dict(path_or_repo_id, revision=revision, from_tf=from_tf,
