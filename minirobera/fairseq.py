@@ -406,28 +406,55 @@ def load_checkpoint(path, *, head: Optional[str] = None
     return config, transformers_state_dict(config, tensors, head=head, source=path)
 
 
-def is_fairseq_folder(path) -> bool:
-    """A local folder holding model.pt and dict.txt and no config.json (fairseq's layout)."""
+def fairseq_files(path) -> Optional[Tuple[str, str]]:
+    """(checkpoint, dict.txt) when `path` is fairseq's layout, else None: a local folder with
+    model.pt + dict.txt and no config.json, or a `.pt` file with dict.txt beside it (as the
+    sapiens wheel ships checkpoint_vh.pt and checkpoint_vl.pt).
+
+    >>> fairseq_files("FacebookAI/roberta-base") is None   # a hub id: not a local fairseq layout
+    True
+    """
     path = os.fspath(path)
-    return (os.path.isdir(path) and os.path.isfile(os.path.join(path, CHECKPOINT))
-            and os.path.isfile(os.path.join(path, DICT))
-            and not os.path.isfile(os.path.join(path, "config.json")))
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "config.json")):
+            return None
+        checkpoint, dict_path = os.path.join(path, CHECKPOINT), os.path.join(path, DICT)
+    elif path.endswith(".pt") and os.path.isfile(path):
+        checkpoint, dict_path = path, os.path.join(os.path.dirname(os.path.abspath(path)), DICT)
+    else:
+        return None
+    return (checkpoint, dict_path) if os.path.isfile(checkpoint) and os.path.isfile(dict_path) \
+        else None
 
 
-def from_pretrained(cls, folder, *, config=None, head: Optional[str] = None):
-    """`cls.from_pretrained(folder)` for a fairseq folder (modeling.py sends it here)."""
+def is_fairseq_folder(path) -> bool:
+    """A fairseq layout (see fairseq_files) that modeling.from_pretrained hands to this module."""
+    return fairseq_files(path) is not None
+
+
+def from_pretrained(cls, path, *, config=None, head: Optional[str] = None):
+    """`cls.from_pretrained(path)` for a fairseq layout (modeling.py sends it here)."""
     from .checkpoint import params_from_state_dict
 
-    source = os.path.join(os.fspath(folder), CHECKPOINT)
+    source, dict_path = fairseq_files(path)
     read_config, state_dict = load_checkpoint(source, head=head)
     config = config or read_config
-    vocab = len(Dictionary.load(os.path.join(os.fspath(folder), DICT)))
+    vocab = len(Dictionary.load(dict_path))
     if vocab != config.vocab_size:
-        raise CheckpointError(f"{folder}: {DICT} gives {vocab} symbols (with the 4 specials and "
-                              f"<mask>) but the embeddings have {config.vocab_size} rows")
+        raise CheckpointError(f"{dict_path} gives {vocab} symbols (with the 4 specials and "
+                              f"<mask>) but the embeddings of {source} have {config.vocab_size} rows")
     params, _report = params_from_state_dict(config, state_dict, cls.parts,
                                              model_name=cls.__name__, source=source)
     return cls(config, params)
+
+
+def read_max_positions(checkpoint) -> Optional[int]:
+    """The args' max_positions of a fairseq .pt (its pickle only; no tensor is read)."""
+    tree, _ = read_torch_pickle(checkpoint, FairseqUnpickler)
+    tree = tree if isinstance(tree, dict) else {}
+    args = _plain(tree.get("args"), checkpoint) or (_plain(tree.get("cfg"), checkpoint) or {}).get("model")
+    value = args.get("max_positions") if isinstance(args, dict) else None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 # ====================================================================== the tokenizer
@@ -566,22 +593,33 @@ def word_level_tokenizer_json(tok: FairseqDictTokenizer) -> dict:
     }
 
 
-def load_tokenizer(folder, **kwargs):
-    """The tokenizer of a fairseq folder: RobertaTokenizer where GPT-2's encoder.json +
-    vocab.bpe sit beside dict.txt (the roberta.base layout), else FairseqDictTokenizer."""
-    folder = os.fspath(folder)
+def load_tokenizer(path, **kwargs):
+    """The tokenizer of a fairseq layout (a folder, or a .pt with dict.txt beside it):
+    RobertaTokenizer where GPT-2's encoder.json + vocab.bpe sit beside dict.txt (the
+    roberta.base layout), else FairseqDictTokenizer. Its model_max_length is the checkpoint's
+    max_positions where there is one (Sapiens: 144), else 512."""
+    path = os.fspath(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    checkpoint = path if path.endswith(".pt") else os.path.join(folder, CHECKPOINT)
+    if "model_max_length" not in kwargs and os.path.isfile(checkpoint):
+        kwargs["model_max_length"] = read_max_positions(checkpoint) or 512
     encoder, merges = (os.path.join(folder, n) for n in (GPT2_ENCODER, GPT2_MERGES))
     dict_path = os.path.join(folder, DICT)
     if os.path.isfile(encoder) and os.path.isfile(merges) and os.path.isfile(dict_path):
         with open(encoder, encoding="utf-8") as f:
             vocab = compose_gpt2_vocab(Dictionary.load(dict_path), json.load(f), source=dict_path)
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "token",
+                                                                "local_files_only")}
         return RobertaTokenizer(vocab, merges, **kwargs)
     return FairseqDictTokenizer.from_pretrained(folder, **kwargs)
 
 
 def is_fairseq_tokenizer_folder(path) -> bool:
-    """dict.txt without vocab.json, or a tokenizer.json holding a WordLevel model (local)."""
+    """A fairseq layout, a folder with dict.txt and no vocab.json, or a folder whose
+    tokenizer.json holds a WordLevel model (what convert writes). Local paths only."""
     path = os.fspath(path)
+    if fairseq_files(path):
+        return True
     if not os.path.isdir(path):
         return False
     spec = os.path.join(path, "tokenizer.json")

@@ -275,7 +275,7 @@ class RobertaPreTrainedModel:
         even when PyTorch weights are there too (they need h5py / msgpack, not TF or JAX).
         """
         from . import fairseq
-        if fairseq.is_fairseq_folder(path_or_repo_id):  # fairseq's model.pt + dict.txt layout
+        if fairseq.is_fairseq_folder(path_or_repo_id):  # model.pt + dict.txt, or a .pt + dict.txt
             return fairseq.from_pretrained(cls, path_or_repo_id, config=config)
         if config is None:
             config = RobertaConfig.from_pretrained(path_or_repo_id, revision=revision, **hub_kwargs)

@@ -255,6 +255,20 @@ def test_cli_convert_fairseq(sapiens, tmp_path):
     assert not (tmp_path / "nothing").exists()  # nothing half-written
 
 
+def test_cli_fill_mask_on_a_checkpoint_file(sapiens_dir):
+    """The offline recipe: the wheel's checkpoint_vh.pt with dict.txt beside it, as --model."""
+    from minirobera.cli import main
+    import io
+    out = io.StringIO()
+    chain = SEQS["vh"][2]
+    assert main(["fill-mask", "--json", "--top-k", "1", "--model",
+                 str(sapiens_dir / "checkpoint_vh.pt"),
+                 residues_text(chain[:21] + "*" + chain[22:])], stdout=out) == 0
+    assert json.loads(out.getvalue())[0]["token_str"] == "C"
+    tok = fs.load_tokenizer(sapiens_dir / "checkpoint_vh.pt")
+    assert tok.model_max_length == 144  # the heavy chain's max_positions, not RoBERTa's 512
+
+
 def test_no_torch_no_fairseq_imported(sapiens, tmp_path):
     """A fresh interpreter loads, runs fill-mask through pipeline and converts a folder holding
     only checkpoint_vl.pt renamed model.pt + dict.txt; torch and fairseq are never imported
