@@ -24,41 +24,20 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SAPIENS_VERSION = "1.0.5"
-SAPIENS_FILES = ("checkpoint_vh.pt", "checkpoint_vl.pt", "dict.txt")
 
 
 # ============================================================ Sapiens (MIT, Merck): where it is
 
 def find_sapiens():
-    """(folder with checkpoint_vh.pt, checkpoint_vl.pt, dict.txt, or None, why not).
-
-    ../shared/sapiens beside the checkout (here and in CI), else $MINIROBERA_SAPIENS, else the
-    sapiens wheel from PyPI unpacked into a cache folder (its models/v1/), else None.
-    """
-    for cand in (os.environ.get("MINIROBERA_SAPIENS"), REPO.parent / "shared" / "sapiens"):
-        if cand and all((Path(cand) / n).is_file() for n in SAPIENS_FILES):
-            return Path(cand), None
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "minirobera" / \
-        f"sapiens-{SAPIENS_VERSION}"
-    if all((cache / n).is_file() for n in SAPIENS_FILES):
-        return cache, None
+    """(folder with checkpoint_vh.pt, checkpoint_vl.pt, dict.txt, or None, why not): the
+    notebooks' walkthrough.find_sapiens, which looks in $MINIROBERA_SAPIENS, ../shared/sapiens
+    beside the checkout (here and in CI), the cache, then runs `pip download sapiens==1.0.5`."""
+    from minirobera import walkthrough
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", f"sapiens=={SAPIENS_VERSION}",
-                        "--no-deps", "--quiet", "-d", str(cache)], check=True, timeout=300,
-                       capture_output=True)
-        wheel = next(cache.glob("sapiens-*.whl"))
-        with zipfile.ZipFile(wheel) as z:  # the models and the MIT notice, nothing else
-            for name in z.namelist():
-                base = os.path.basename(name)
-                if name.startswith("sapiens/models/v1/") and base in SAPIENS_FILES or \
-                        base == "LICENSE":
-                    (cache / base).write_bytes(z.read(name))
-        wheel.unlink()
+        return walkthrough.find_sapiens(), None
     except (OSError, subprocess.SubprocessError, StopIteration, zipfile.BadZipFile) as e:
-        return None, f"Sapiens not found in ../shared/sapiens or $MINIROBERA_SAPIENS, and " \
-                     f"`pip download sapiens=={SAPIENS_VERSION}` failed: {e!r:.200}"
-    return cache, None
+        return None, (f"Sapiens not found in ../shared/sapiens or $MINIROBERA_SAPIENS, and "
+                      f"`pip download sapiens=={SAPIENS_VERSION}` failed: {e!r:.200}")
 
 
 def fairseq_folder(tmp, checkpoint, dict_txt):
