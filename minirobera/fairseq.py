@@ -183,17 +183,27 @@ class FairseqUnpickler(_RestrictedUnpickler):
                                   f"was executed.") from None
 
 
-def _plain(value, path, depth=0):
-    """The unpickled tree with every Namespace turned into a dict (tensors left lazy)."""
+def _plain(value, path, depth=0, memo=None):
+    """The unpickled tree with every Namespace turned into a dict (tensors left lazy).
+
+    Each object is converted once (`memo`, by id): a pickle's memo can make a small file
+    hold a structure that shares one list many times over, and a naive walk of it would
+    take exponential time. Nesting past 100 levels (or a cycle) is refused.
+    """
+    memo = {} if memo is None else memo
     if depth > 100:
-        raise CheckpointError(f"{path}: the pickle nests deeper than 100 levels")
+        raise CheckpointError(f"{path}: the pickle nests deeper than 100 levels (or holds a cycle)")
+    if id(value) in memo:
+        return memo[id(value)]
+    out = value
     if isinstance(value, _Namespace):
-        value = getattr(value, "fields", {})
-    if isinstance(value, dict):
-        return {k: _plain(v, path, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v, path, depth + 1) for v in value)
-    return value
+        out = _plain(getattr(value, "fields", {}), path, depth + 1, memo)
+    elif isinstance(value, dict):
+        out = {k: _plain(v, path, depth + 1, memo) for k, v in value.items()}
+    elif isinstance(value, (list, tuple)):
+        out = type(value)(_plain(v, path, depth + 1, memo) for v in value)
+    memo[id(value)] = out
+    return out
 
 
 def read_fairseq_checkpoint(path) -> Tuple[dict, Dict[str, np.ndarray]]:
@@ -307,6 +317,13 @@ def config_from_args(args: dict, tensors: Dict[str, np.ndarray], *,
     """
     def arg(name, default=None):
         return args.get(name, default)
+
+    for name in ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim",
+                 "encoder_attention_heads", "max_positions"):
+        value = arg(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
+                                      and 0 < value < 2 ** 31):
+            raise CheckpointError(f"{source}: args {name}={value!r:.40} is not a positive integer")
 
     if arg("encoder_normalize_before") or any(".sentence_encoder.layer_norm." in k for k in tensors):
         raise CheckpointError(f"{source}: encoder_normalize_before=True (a pre-LN encoder) is not "

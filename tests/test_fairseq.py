@@ -434,6 +434,25 @@ def test_namespace_stand_in_cannot_be_abused(tmp_path, tamper):
         fs.read_fairseq_checkpoint(path)
 
 
+def test_shared_and_cyclic_structures_in_args(tmp_path):
+    """A pickle's memo can share one list many times: 60 levels of [x, x] is 2**60 leaves
+    to a naive walk; converted once per object, it is read at once. A cycle is refused.
+    (tests/fairseq_files.py's writer memoises shared objects, as the real pickler does.)"""
+    path = tmp_path / "model.pt"
+    nested = "x"
+    for _ in range(60):
+        nested = [nested, nested]
+    write_pt(path, {"args": Namespace({**fairseq_args(), "junk": nested}),
+                    "model": fairseq_tensors_pt()}, "zip")
+    args, _ = fs.read_fairseq_checkpoint(path)
+    assert args["encoder_layers"] == 2
+    cycle = []
+    cycle.append(cycle)
+    write_pt(path, {"args": Namespace({**fairseq_args(), "junk": cycle}), "model": {}}, "zip")
+    with pytest.raises(CheckpointError, match="deeper than 100 levels"):
+        fs.read_fairseq_checkpoint(path)
+
+
 def test_truncated_and_junk_files(tmp_path):
     path = tmp_path / "model.pt"
     write_pt(path, {"args": Namespace(fairseq_args()), "model": fairseq_tensors_pt()}, "legacy")
@@ -539,6 +558,8 @@ def test_classification_heads(tmp_path):
     ({"encoder_embed_dim": 16}, "encoder_embed_dim=16 but the weights have 8"),
     ({"max_positions": 100}, "max_positions \\+ pad \\+ 1"),
     ({"encoder_attention_heads": None}, "encoder_attention_heads"),
+    ({"encoder_attention_heads": "8"}, "encoder_attention_heads='8' is not a positive integer"),
+    ({"max_positions": -3}, "max_positions=-3 is not a positive integer"),
 ])
 def test_unsupported_variants_are_clear_errors(change, message):
     t = fairseq_tensors()
