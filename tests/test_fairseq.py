@@ -239,6 +239,24 @@ def test_converted_folder_loads_back_here(sapiens, converted):
         "model_max_length"] == 128  # the light chain's max_positions
 
 
+def test_only_the_model_tensors_are_read(sapiens, monkeypatch):
+    """The optimizer's momentum buffer (as large as the model) is never materialised."""
+    from minirobera import checkpoint
+    read = []
+    real = checkpoint._materialise
+    monkeypatch.setattr(checkpoint, "_materialise",
+                        lambda t, arrays, path, key: read.append(key) or real(t, arrays, path, key))
+    _, tensors = fs.read_fairseq_checkpoint(os.path.join(sapiens["vh"], "model.pt"))
+    assert sorted(read) == sorted(tensors) and len(read) == 74
+
+
+def test_roberta_tokenizer_from_pretrained_takes_fairseq_folders(sapiens):
+    from minirobera import RobertaTokenizer
+    tok = RobertaTokenizer.from_pretrained(sapiens["vl"])
+    assert isinstance(tok, fs.FairseqDictTokenizer) and tok.model_max_length == 128
+    assert tok("D I <mask>")["input_ids"] == [0, 6, 11, 24, 2]
+
+
 def test_cli_convert_fairseq(sapiens, tmp_path):
     from minirobera.cli import main
     import io
@@ -616,8 +634,9 @@ def test_gpt2_composition_gives_back_roberta_vocab(roberta_base_dir, tmp_path):
     (tmp_path / "vocab.bpe").write_bytes((roberta_base_dir / "merges.txt").read_bytes())
     composed = fs.compose_gpt2_vocab(fs.Dictionary.load(tmp_path / "dict.txt"), encoder)
     assert composed == vocab
-    tok = fs.load_tokenizer(tmp_path)
     from minirobera import RobertaTokenizer
+    tok = RobertaTokenizer.from_pretrained(tmp_path)  # the roberta.base layout, composed
+    assert type(tok) is RobertaTokenizer
     ref = RobertaTokenizer.from_pretrained(roberta_base_dir)
     for text in ["Hello I'm a <mask> model.", "The capital of France is <mask>.", " naïve 🤗"]:
         assert tok(text)["input_ids"] == ref(text)["input_ids"]
