@@ -104,7 +104,8 @@ class Dictionary:
     def encode_line(self, line: str, append_eos: bool = True) -> List[int]:
         """fairseq's encode_line: whitespace runs split the line into symbols, `</s>` is
         appended (RoBERTa's hub interface writes the `<s> ` in front of the line itself)."""
-        return [self.index(s) for s in line.split()] + ([self.indices["</s>"]] if append_eos else [])
+        eos = [self.indices["</s>"]] if append_eos else []
+        return [self.index(s) for s in line.split()] + eos
 
     def __len__(self):
         return len(self.symbols)
@@ -215,8 +216,9 @@ def read_fairseq_checkpoint(path) -> Tuple[dict, Dict[str, np.ndarray]]:
     path = os.fspath(path)
     tree, materialise = read_torch_pickle(path, FairseqUnpickler)
     if not isinstance(tree, dict) or not isinstance(tree.get("model"), dict):
+        found = sorted(map(str, tree))[:5] if isinstance(tree, dict) else type(tree).__name__
         raise CheckpointError(f"{path} is not a fairseq checkpoint: no 'model' state dict in it "
-                              f"(found {sorted(map(str, tree))[:5] if isinstance(tree, dict) else type(tree).__name__})")
+                              f"(found {found})")
     args = _plain(tree.get("args"), path)
     cfg = _plain(tree.get("cfg"), path)
     if not args and isinstance(cfg, dict):
@@ -256,6 +258,8 @@ _HEAD_NAMES = [
     (r"classification_heads\.[^.]+\.(dense|out_proj)\.", r"classifier.\1."),
 ]
 _PREFIX = re.compile(r"(?:encoder|decoder)\.")
+# Read and dropped on purpose: (pattern, reason)
+IGNORED = [(r".*\.version", "fairseq's state-dict format number, a buffer, not a weight")]
 
 
 def fairseq_name_to_pt(name: str) -> Optional[str]:
@@ -325,7 +329,8 @@ def config_from_args(args: dict, tensors: Dict[str, np.ndarray], *,
                                       and 0 < value < 2 ** 31):
             raise CheckpointError(f"{source}: args {name}={value!r:.40} is not a positive integer")
 
-    if arg("encoder_normalize_before") or any(".sentence_encoder.layer_norm." in k for k in tensors):
+    pre_ln_weights = any(".sentence_encoder.layer_norm." in k for k in tensors)
+    if arg("encoder_normalize_before") or pre_ln_weights:
         raise CheckpointError(f"{source}: encoder_normalize_before=True (a pre-LN encoder) is not "
                               f"RoBERTa's post-LN layer and is not supported here")
     if arg("untie_weights_roberta"):
@@ -402,6 +407,8 @@ def transformers_state_dict(config: RobertaConfig, tensors: Dict[str, np.ndarray
     for name, value in tensors.items():
         if name.startswith("classification_heads.") and name.split(".")[1] != (head or heads[0]):
             continue
+        if any(re.fullmatch(pattern, name) for pattern, _ in IGNORED):
+            continue
         pt = fairseq_name_to_pt(name)
         if pt == "lm_head.decoder.weight":
             if value.shape != word.shape or not np.array_equal(value, word):
@@ -459,7 +466,8 @@ def from_pretrained(cls, path, *, config=None, head: Optional[str] = None):
     vocab = len(Dictionary.load(dict_path))
     if vocab != config.vocab_size:
         raise CheckpointError(f"{dict_path} gives {vocab} symbols (with the 4 specials and "
-                              f"<mask>) but the embeddings of {source} have {config.vocab_size} rows")
+                              f"<mask>) but the embeddings of {source} have "
+                              f"{config.vocab_size} rows")
     params, _report = params_from_state_dict(config, state_dict, cls.parts,
                                              model_name=cls.__name__, source=source)
     return cls(config, params)
@@ -469,7 +477,10 @@ def read_max_positions(checkpoint) -> Optional[int]:
     """The args' max_positions of a fairseq .pt (its pickle only; no tensor is read)."""
     tree, _ = read_torch_pickle(checkpoint, FairseqUnpickler)
     tree = tree if isinstance(tree, dict) else {}
-    args = _plain(tree.get("args"), checkpoint) or (_plain(tree.get("cfg"), checkpoint) or {}).get("model")
+    args = _plain(tree.get("args"), checkpoint)
+    if not args:
+        cfg = _plain(tree.get("cfg"), checkpoint)
+        args = cfg.get("model") if isinstance(cfg, dict) else None
     value = args.get("max_positions") if isinstance(args, dict) else None
     return value if isinstance(value, int) and value > 0 else None
 

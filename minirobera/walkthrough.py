@@ -12,8 +12,9 @@ the same way and say so plainly:
                              beside the repository, the Hugging Face cache, or the hub
     quick_mode()             True when MINIROBERA_NOTEBOOK_QUICK=1 (the notebook test sets
                              it): notebooks then use small shapes where time matters
-    find_sapiens()           the Sapiens fairseq checkpoints (a trained RoBERTa, MIT): $MINIROBERA_SAPIENS,
-                             ../shared/sapiens, the cache, else `pip download sapiens==1.0.5`
+    find_sapiens()           Sapiens' fairseq checkpoints (a trained RoBERTa, MIT license):
+                             $MINIROBERA_SAPIENS, ../shared/sapiens, the cache, else
+                             `pip download sapiens==1.0.5`
 
 The random checkpoint has the real vocabulary size (50,265) and position table (514 rows), so
 the real tokenizer drives it and every cell runs; only its width and depth are small.

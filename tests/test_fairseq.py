@@ -37,8 +37,8 @@ PUBLISHED_SCORES = [[0.003272, 0.004147, 0.004011, 0.004590],
                     [0.004612, 0.005325, 0.004443, 0.004641],
                     [0.005519, 0.003664, 0.003555, 0.005269]]
 # sapiens.predict_masked(SEQ_H, "H"), as published
-PUBLISHED_INFILL = ("QVQLVQSGVEVKKPGASVKVSCKASGYTFTNYYMYWVRQAPGQGLEWMGGINPSNGGTNFNEKFKNRVTLTTDSSTTTAY"
-                    "MELKSLQFDDTAVYYCARRDYRFDMGFDYWGQGTTVTVSS")
+PUBLISHED_INFILL = ("QVQLVQSGVEVKKPGASVKVSCKASGYTFTNYYMYWVRQAPGQGLEWMGGINPSNGGTNFNEKFKNRVTLTTDS"
+                    "STTTAYMELKSLQFDDTAVYYCARRDYRFDMGFDYWGQGTTVTVSS")
 # more chains for the float64 comparison: the README's embedding example (a mouse VH),
 # trastuzumab's and adalimumab's variable regions, and masked copies
 SEQS = {
@@ -227,7 +227,8 @@ def test_config_from_sapiens_args(sapiens):
 def test_converted_folder_loads_back_here(sapiens, converted):
     a = RobertaForMaskedLM.from_pretrained(sapiens["vl"])
     b = RobertaForMaskedLM.from_pretrained(converted["vl"])
-    tok_a, tok_b = fs.load_tokenizer(sapiens["vl"]), pipeline("fill-mask", converted["vl"]).tokenizer
+    tok_a = fs.load_tokenizer(sapiens["vl"])
+    tok_b = pipeline("fill-mask", converted["vl"]).tokenizer
     assert isinstance(tok_b, fs.FairseqDictTokenizer)
     text = residues_text(SEQS["vl"][2])
     assert tok_a(text)["input_ids"] == tok_b(text)["input_ids"]
@@ -520,8 +521,9 @@ def test_synthetic_checkpoint_maps_every_tensor(tmp_path, fmt, layout):
              ("attn_out", "self_attn.out_proj"), ("ffn_in", "fc1"), ("ffn_out", "fc2")]
     for i in range(2):
         for ours, theirs in pairs:
-            np.testing.assert_array_equal(p["layers"][i][ours]["w"], t[f"{e}layers.{i}.{theirs}.weight"])
-            np.testing.assert_array_equal(p["layers"][i][ours]["b"], t[f"{e}layers.{i}.{theirs}.bias"])
+            for wb, weight_or_bias in (("w", "weight"), ("b", "bias")):
+                np.testing.assert_array_equal(p["layers"][i][ours][wb],
+                                              t[f"{e}layers.{i}.{theirs}.{weight_or_bias}"])
         np.testing.assert_array_equal(p["layers"][i]["attn_ln"]["g"],
                                       t[f"{e}layers.{i}.self_attn_layer_norm.weight"])
         np.testing.assert_array_equal(p["layers"][i]["ffn_ln"]["b"],
@@ -539,9 +541,14 @@ def test_in_proj_weight_is_split_q_k_v():
     e = "encoder.sentence_encoder.layers.0.self_attn."
     q, k, v = (t.pop(f"{e}{n}_proj.weight") for n in "qkv")
     qb, kb, vb = (t.pop(f"{e}{n}_proj.bias") for n in "qkv")
-    t[e + "in_proj_weight"], t[e + "in_proj_bias"] = np.concatenate([q, k, v]), np.concatenate([qb, kb, vb])
+    t[e + "in_proj_weight"] = np.concatenate([q, k, v])
+    t[e + "in_proj_bias"] = np.concatenate([qb, kb, vb])
+    t["encoder.sentence_encoder.version"] = np.array([2.0], np.float32)  # dropped: not a weight
+    t["encoder.sentence_encoder.something_new.weight"] = np.zeros(3, np.float32)
     config = fs.config_from_args(fairseq_args(layers=1), t)
     sd = fs.transformers_state_dict(config, t)
+    assert "encoder.sentence_encoder.version" not in sd
+    assert "encoder.sentence_encoder.something_new.weight" in sd  # unknown: reported later
     np.testing.assert_array_equal(sd["roberta.encoder.layer.0.attention.self.key.weight"], k)
     np.testing.assert_array_equal(sd["roberta.encoder.layer.0.attention.self.value.bias"], vb)
 
@@ -596,7 +603,8 @@ def test_untied_lm_head_weight_is_refused():
 def test_dict_size_must_match_embeddings(tmp_path):
     folder = tmp_path / "f"
     folder.mkdir()
-    write_pt(folder / "model.pt", {"args": Namespace(fairseq_args()), "model": fairseq_tensors_pt()})
+    write_pt(folder / "model.pt", {"args": Namespace(fairseq_args()),
+                                   "model": fairseq_tensors_pt()})
     (folder / "dict.txt").write_text("a 1\n")
     with pytest.raises(CheckpointError, match="6 symbols .* 9 rows"):
         RobertaForMaskedLM.from_pretrained(folder)
