@@ -184,8 +184,9 @@ class FairseqUnpickler(_RestrictedUnpickler):
                                   f"was executed.") from None
 
 
-def _plain(value, path, depth=0, memo=None):
-    """The unpickled tree with every Namespace turned into a dict (tensors left lazy).
+def plain_data(value, path, depth=0, memo=None):
+    """An unpickled tree with every Namespace turned into a dict (tensors left lazy); `path`
+    names the file in errors.
 
     Each object is converted once (`memo`, by id): a pickle's memo can make a small file
     hold a structure that shares one list many times over, and a naive walk of it would
@@ -198,11 +199,11 @@ def _plain(value, path, depth=0, memo=None):
         return memo[id(value)]
     out = value
     if isinstance(value, _Namespace):
-        out = _plain(getattr(value, "fields", {}), path, depth + 1, memo)
+        out = plain_data(getattr(value, "fields", {}), path, depth + 1, memo)
     elif isinstance(value, dict):
-        out = {k: _plain(v, path, depth + 1, memo) for k, v in value.items()}
+        out = {k: plain_data(v, path, depth + 1, memo) for k, v in value.items()}
     elif isinstance(value, (list, tuple)):
-        out = type(value)(_plain(v, path, depth + 1, memo) for v in value)
+        out = type(value)(plain_data(v, path, depth + 1, memo) for v in value)
     memo[id(value)] = out
     return out
 
@@ -219,8 +220,8 @@ def read_fairseq_checkpoint(path) -> Tuple[dict, Dict[str, np.ndarray]]:
         found = sorted(map(str, tree))[:5] if isinstance(tree, dict) else type(tree).__name__
         raise CheckpointError(f"{path} is not a fairseq checkpoint: no 'model' state dict in it "
                               f"(found {found})")
-    args = _plain(tree.get("args"), path)
-    cfg = _plain(tree.get("cfg"), path)
+    args = plain_data(tree.get("args"), path)
+    cfg = plain_data(tree.get("cfg"), path)
     if not args and isinstance(cfg, dict):
         args = cfg.get("model")
     if not isinstance(args, dict):
@@ -477,9 +478,9 @@ def read_max_positions(checkpoint) -> Optional[int]:
     """The args' max_positions of a fairseq .pt (its pickle only; no tensor is read)."""
     tree, _ = read_torch_pickle(checkpoint, FairseqUnpickler)
     tree = tree if isinstance(tree, dict) else {}
-    args = _plain(tree.get("args"), checkpoint)
+    args = plain_data(tree.get("args"), checkpoint)
     if not args:
-        cfg = _plain(tree.get("cfg"), checkpoint)
+        cfg = plain_data(tree.get("cfg"), checkpoint)
         args = cfg.get("model") if isinstance(cfg, dict) else None
     value = args.get("max_positions") if isinstance(args, dict) else None
     return value if isinstance(value, int) and value > 0 else None
