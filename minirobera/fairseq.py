@@ -4,9 +4,10 @@ RoBERTa was first released by fairseq as a folder `model.pt` + `dict.txt` (+ GPT
 `encoder.json` / `vocab.bpe` for roberta.base); so are models trained with fairseq since, such
 as the Sapiens antibody models. This module owns:
   * reading a fairseq `.pt` through checkpoint.py's restricted unpickler, admitting in addition
-    only `argparse.Namespace` (fairseq's `args`), which becomes a plain dict: nothing from the
-    file is imported or run, and only the tensors of its `model` entry are read (the optimizer
-    state beside them never is);
+    only `argparse.Namespace` (fairseq's `args`), which becomes a plain dict, and numpy
+    scalars / arrays in its training records, which become inert placeholders: nothing from
+    the file is imported or run, and only the tensors of its `model` entry are read (the
+    optimizer state beside them never is);
   * `fairseq_name_to_pt`: a fairseq weight name as transformers spells it, so checkpoint.py's
     key table stays the only one (as tf_name_to_pt does for TensorFlow);
   * `config_from_args`: the RobertaConfig of the args (or newer fairseq's `cfg`), refusing the
@@ -37,7 +38,8 @@ import numpy as np
 
 from .added_tokens import split_on_added_tokens
 from .batching import _Sequence
-from .checkpoint import CheckpointError, _LazyTensor, _RestrictedUnpickler, read_torch_pickle
+from .checkpoint import (CheckpointError, _LazyTensor, _RestrictedUnpickler, _StandIn,
+                         read_torch_pickle)
 from .config import RobertaConfig
 from .layers import ACTIVATIONS
 from .offsets import add_special
@@ -164,8 +166,42 @@ class _Namespace:
         self.fields = dict(state)
 
 
+class NumpyData:
+    """An inert placeholder for a NumPy scalar or array in a checkpoint's training records
+    (fairseq keeps e.g. a best loss as a numpy float in `extra_state`). Built by the pickle's
+    calls to numpy's reconstructors, it keeps nothing and runs nothing: no model needs them.
+    """
+
+    def __init__(self, *args):
+        pass
+
+    def __setstate__(self, state):
+        pass
+
+    def __repr__(self):
+        return f"<{type(self).__name__}: numpy data, not read>"
+
+
+# numpy's own pickling of scalars and arrays: the reconstructors, the dtype and ndarray they
+# name (numpy 1 spells the module numpy.core, numpy 2 numpy._core)
+NUMPY_GLOBALS = {("numpy", "dtype"), ("numpy", "ndarray")} | {
+    (m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for n in ("scalar", "_reconstruct")}
+
+
+def _latin1_bytes(text, encoding="latin1"):
+    """`_codecs.encode(text, "latin1")`: how protocol 2 pickles a bytes object under Python 3
+    (numpy's raw data in a torch.save'd file). Any other codec or argument is refused."""
+    if not (isinstance(text, str) and encoding in ("latin1", "latin-1")):
+        raise CheckpointError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r:.20}): "
+                              f"only latin1 text (protocol 2's bytes) is allowed")
+    return text.encode("latin1")
+
+
 class FairseqUnpickler(_RestrictedUnpickler):
-    """checkpoint.py's restricted unpickler + `argparse.Namespace` (fairseq's args, plain data).
+    """checkpoint.py's restricted unpickler + what a fairseq training run pickles as data:
+    `argparse.Namespace` (its args, read as a plain dict), numpy scalars and arrays (inert
+    placeholders, see NumpyData) and protocol 2's latin1 bytes.
 
     Each lookup gets a new stand-in class, so a pickle cannot modify the one the next
     lookup sees. Every other global (os.system, eval, copyreg._reconstructor, omegaconf...)
@@ -175,13 +211,17 @@ class FairseqUnpickler(_RestrictedUnpickler):
     def find_class(self, module, name):
         if (module, name) == ("argparse", "Namespace"):
             return type("Namespace", (_Namespace,), {})
+        if (module, name) in NUMPY_GLOBALS:
+            return type("NumpyData", (NumpyData,), {})
+        if (module, name) == ("_codecs", "encode"):
+            return _StandIn(_latin1_bytes)  # a BUILD on it is refused
         try:
             return super().find_class(module, name)
         except CheckpointError:
             raise CheckpointError(f"{self.path}: refusing to load global '{module}.{name}': a "
-                                  f"fairseq .pt is a pickle, and only tensors, argparse.Namespace "
-                                  f"and plain containers are allowed. Nothing from the file "
-                                  f"was executed.") from None
+                                  f"fairseq .pt is a pickle, and only tensors, argparse.Namespace, "
+                                  f"numpy data and plain containers are allowed. Nothing from "
+                                  f"the file was executed.") from None
 
 
 def plain_data(value, path, depth=0, memo=None):

@@ -7,6 +7,7 @@ stream of pickles followed by raw storages), where the tree may hold:
   Namespace(dict)          -> argparse.Namespace, built by NEWOBJ + BUILD as Python pickles it
   Call(module, name, args) -> the global module.name called on args (REDUCE): hostile ones
   Build(target, state)     -> BUILD with `state` on `target` (to tamper with an object)
+  Raw(bytes)               -> what pickle.dumps(value, protocol=2) wrote, spliced in
 Nothing here imports torch or fairseq.
 """
 
@@ -71,6 +72,15 @@ class Build:
         self.target, self.state = target, state
 
 
+class Raw:
+    """A value the real pickler wrote (`pickle.dumps(value, protocol=2)`), spliced in whole.
+    Its memo ids are its own and may overwrite the tree's: put it last in the tree."""
+
+    def __init__(self, data):
+        assert data[:2] == b"\x80\x02" and data[-1:] == b"."
+        self.data = data[2:-1]  # without PROTO and STOP
+
+
 class _Global:
     def __init__(self, module, name):
         self.module, self.name = module, name
@@ -108,6 +118,8 @@ class _Writer(pickle._Pickler):  # the pure-Python pickler: its save() can be ex
             self.write(pickle.NEWOBJ)
             self.save(obj.fields)
             self.write(pickle.BUILD)
+        elif isinstance(obj, Raw):
+            self.write(obj.data)
         elif isinstance(obj, Tensor):
             storage = _Storage(str(len(self.storages)), obj.array.ravel())
             self.storages.append(storage)

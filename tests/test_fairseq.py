@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fairseq_files import (Build, Call, Namespace, Tensor, fairseq_args, fairseq_folder,
+from fairseq_files import (Build, Call, Namespace, Raw, Tensor, fairseq_args, fairseq_folder,
                            fairseq_tensors, find_sapiens, write_pt)
 from minirobera import RobertaForMaskedLM, RobertaForSequenceClassification, pipeline
 from minirobera import fairseq as fs
-from minirobera.checkpoint import CheckpointError
+from minirobera.checkpoint import CheckpointError, read_torch_pickle
 
 # sapiens.predict_scores(SEQ, "H").head(), as README-sapiens.md prints it (columns A C D E)
 SEQ_H = ("**QLV*SGVEVKKPGASVKVSCKASGYTFTNYYMYWVRQAPGQGLEWMGGINPSNGGTNFNEKFKNRVTLTTDSSTTTAYMELKSLQ"
@@ -450,6 +450,39 @@ def test_namespace_stand_in_cannot_be_abused(tmp_path, tamper):
         args = Build(Call("argparse", "Namespace", []), ["not", "a", "dict"])
     write_pt(path, {"args": args, "model": {}}, "zip")
     with pytest.raises(CheckpointError):
+        fs.read_fairseq_checkpoint(path)
+
+
+def test_numpy_training_records_are_inert_data(tmp_path):
+    """fairseq training runs keep numpy scalars and arrays in extra_state; as torch.save
+    writes them (protocol 2: numpy's reconstructors, latin1 bytes through _codecs.encode)
+    they load as placeholders, and the model beside them loads."""
+    import pickle
+    record = {"val_loss": np.float64(1.25), "best": np.arange(3, dtype=np.int64)}
+    raw = pickle.dumps(record, protocol=2)
+    assert b"_codecs" in raw and b"_reconstruct" in raw and b"scalar" in raw
+    folder = tmp_path / "f"
+    folder.mkdir()
+    write_pt(folder / "model.pt", {"args": Namespace(fairseq_args()),
+                                   "model": fairseq_tensors_pt(), "extra_state": Raw(raw)})
+    (folder / "dict.txt").write_text("".join(f"s{i} 1\n" for i in range(4)))
+    tree, _ = read_torch_pickle(folder / "model.pt", fs.FairseqUnpickler)
+    extra = tree["extra_state"]
+    assert isinstance(extra["val_loss"], fs.NumpyData) and isinstance(extra["best"], fs.NumpyData)
+    assert RobertaForMaskedLM.from_pretrained(folder).config.num_hidden_layers == 2
+
+
+@pytest.mark.parametrize("payload", [
+    Call("_codecs", "encode", ["x", "rot13"]),                  # only latin1 is bytes
+    Call("_codecs", "encode", [b"x", "latin1"]),
+    Call("numpy", "load", ["/etc/passwd"]),
+    Call("numpy.testing._private.utils", "runstring", ["1", {}]),
+    Call("numpy.core.multiarray", "_reconstruct", [Call("os", "system", ["true"]), (0,), b"b"]),
+])
+def test_numpy_and_codecs_admit_only_data(tmp_path, payload):
+    path = tmp_path / "model.pt"
+    write_pt(path, {"args": Namespace(fairseq_args()), "model": {}, "extra_state": payload})
+    with pytest.raises(CheckpointError, match="refusing"):
         fs.read_fairseq_checkpoint(path)
 
 
