@@ -23,6 +23,7 @@ Where to read what (each module's docstring says what it owns and what it leaves
   weights and tasks
     checkpoint.py       safetensors / pytorch_model.bin reading and the one table of key names
     limits.py           what a checkpoint reader may allocate: checked before it allocates
+    fairseq.py          fairseq's model.pt + dict.txt (RoBERTa's release format), no torch
     hub.py              the Hugging Face hub download client and its cache
     pipelines.py        fill-mask and the other task pipelines
     cli.py              the `minirobera` command line
@@ -46,6 +47,7 @@ _EXPORTS = {
     "XLMRobertaTokenizer": "xlm_roberta",
     "CamembertTokenizer": "xlm_roberta",
     "TokenizerFileError": "tokenizer_files",
+    "FairseqDictTokenizer": "fairseq",
     "RobertaConfig": "config",
     "RobertaModel": "modeling",
     "RobertaForMaskedLM": "modeling",

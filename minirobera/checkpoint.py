@@ -635,7 +635,7 @@ class _BoundedReader:
         return line
 
 
-def read_torch_bin(path, limits=None, unpickler=_RestrictedUnpickler) -> Dict[str, np.ndarray]:
+def read_torch_bin(path, limits=None) -> Dict[str, np.ndarray]:
     """All tensors of a pytorch_model.bin (zip or legacy format), without torch.
 
     Storages are views of a memory map where the file stores them uncompressed; tensors
@@ -643,15 +643,17 @@ def read_torch_bin(path, limits=None, unpickler=_RestrictedUnpickler) -> Dict[st
     `limits` (what the config justifies; the file's size without one) and its view against
     its storage BEFORE anything is read or copied (minirobera/limits.py).
     """
-    tree, tensors = read_torch_pickle(path, limits, unpickler)
+    tree, tensors = read_torch_pickle(path, limits=limits)
     if not isinstance(tree, dict):
         raise CheckpointError(f"{path} holds a {type(tree).__name__}, not a state dict")
     return tensors(tree)
 
 
-def read_torch_pickle(path, limits=None, unpickler=_RestrictedUnpickler):
-    """(tree, tensors): the unpickled tree of a torch file, and tensors(d) -> {str(key): array}
-    for the _LazyTensor values of a dict d in that tree (nothing else of the file is read)."""
+def read_torch_pickle(path, unpickler=_RestrictedUnpickler, limits=None):
+    """(tree, tensors): the unpickled tree of a torch file, read through `unpickler` (a
+    _RestrictedUnpickler subclass may admit more plain data: fairseq.py's args), and
+    tensors(d) -> {str(key): array} for the tensor values of a dict d in that tree; no other
+    tensor of the file (a training checkpoint's optimizer state) is ever read."""
     path = os.fspath(path)
     limits = limits or ReadLimits.for_file(path)
     try:

@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="minirobera", description="RoBERTa task pipelines in NumPy, equal to transformers.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_fill_mask, _add_classify, _add_ner, _add_qa, _add_embed):
+    for add in (_add_fill_mask, _add_classify, _add_ner, _add_qa, _add_embed,
+                _add_convert_fairseq):
         add(sub)
     parser.commands = sub.choices  # {"fill-mask": its Parser, ...}
     return parser
@@ -120,6 +121,27 @@ def _add_qa(sub):
 def _add_embed(sub):
     p = _command(sub, "embed", "the last hidden state of each text", "feature-extraction")
     p.add_argument("--truncate", action="store_true", help="cut texts longer than the model")
+
+
+def _add_convert_fairseq(sub):
+    help_text = ("convert a fairseq RoBERTa checkpoint (model.pt + dict.txt) into a folder "
+                 "transformers loads: config.json, model.safetensors, tokenizer files")
+    p = sub.add_parser("convert-fairseq", help=help_text, description=help_text)
+    p.add_argument("src", metavar="SRC.pt", help="the fairseq checkpoint")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write")
+    p.add_argument("--dict", help="dict.txt (default: the one beside SRC.pt)")
+    p.add_argument("--model-class", default="RobertaForMaskedLM",
+                   help="the transformers class to write (default RobertaForMaskedLM)")
+    p.add_argument("--head", help="the classification head to keep, when there are several")
+    p.set_defaults(task="convert-fairseq")
+
+
+def _convert_fairseq(args, stdout) -> int:
+    from .fairseq import convert
+    for path in convert(args.src, args.out_dir, dict_path=args.dict,
+                        model_class=args.model_class, head=args.head):
+        stdout.write(f"wrote {path}\n")
+    return 0
 
 
 def _command(sub, name, help_text, task, texts=True):
@@ -404,6 +426,8 @@ def main(argv: Optional[List[str]] = None, stdin=None, stdout=None, stderr=None)
     prog = f"minirobera {args.command}"
     bad_lines: List[int] = []
     try:
+        if args.command == "convert-fairseq":
+            return _convert_fairseq(args, stdout)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             inputs, results = run(args, stdin, bad_lines)

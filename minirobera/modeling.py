@@ -275,7 +275,12 @@ class RobertaPreTrainedModel:
 
         from_tf=True / from_flax=True load transformers 4.x's tf_model.h5 / flax_model.msgpack
         even when PyTorch weights are there too (they need h5py / msgpack, not TF or JAX).
+        fairseq's layout (a local folder with model.pt + dict.txt and no config.json, or a .pt
+        file with dict.txt beside it) is read by fairseq.py, with no fairseq or torch.
         """
+        from . import fairseq
+        if fairseq.is_fairseq_folder(path_or_repo_id):  # model.pt + dict.txt, or a .pt + dict.txt
+            return fairseq.from_pretrained(cls, path_or_repo_id, config=config)
         if config is None:
             config = RobertaConfig.from_pretrained(path_or_repo_id, revision=revision, **hub_kwargs)
         # what the config justifies bounds what the weight files may declare (limits.py)

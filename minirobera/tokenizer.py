@@ -355,7 +355,8 @@ class RobertaTokenizer(BatchAPIMixin):
     @classmethod
     def from_pretrained(cls, path_or_repo_id, **kwargs) -> "RobertaTokenizer":
         """Load from a folder or hub repo: vocab.json + merges.txt, or tokenizer.json, plus
-        tokenizer_config.json / special_tokens_map.json when present. kwargs override them;
+        tokenizer_config.json / special_tokens_map.json when present (a fairseq folder's
+        dict.txt goes to fairseq.load_tokenizer). kwargs override them;
         `revision`, `token` and `local_files_only` go to the hub (minirobera.hub.cached_file).
 
         >>> import tempfile
@@ -367,6 +368,9 @@ class RobertaTokenizer(BatchAPIMixin):
         ... # doctest: +SKIP
         [0, 31414, 232, 2]
         """
+        from . import fairseq
+        if cls is RobertaTokenizer and fairseq.is_fairseq_tokenizer_folder(path_or_repo_id):
+            return fairseq.load_tokenizer(path_or_repo_id, **kwargs)  # dict.txt (+ GPT-2 files)
         vocab, merges, fixed_ids, options = load_files(path_or_repo_id, **kwargs)
         return cls(vocab, merges, added_token_ids=fixed_ids, **options)
 

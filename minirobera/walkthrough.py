@@ -12,6 +12,9 @@ the same way and say so plainly:
                              beside the repository, the Hugging Face cache, or the hub
     quick_mode()             True when MINIROBERA_NOTEBOOK_QUICK=1 (the notebook test sets
                              it): notebooks then use small shapes where time matters
+    find_sapiens()           Sapiens' fairseq checkpoints (a trained RoBERTa, MIT license):
+                             $MINIROBERA_SAPIENS, ../shared/sapiens, the cache, else
+                             `pip download sapiens==1.0.5`
 
 The random checkpoint has the real vocabulary size (50,265) and position table (514 rows), so
 the real tokenizer drives it and every cell runs; only its width and depth are small.
@@ -73,7 +76,8 @@ This notebook runs a small checkpoint with RANDOM weights instead: {path}
 Every cell still runs, and every check against transformers still compares the two
 implementations on the same weights, but the model's answers (predicted words, scores,
 attention patterns) are MEANINGLESS. With roberta-base in your Hugging Face cache (or the hub
-reachable), rerun to see RoBERTa's real numbers."""
+reachable), rerun to see RoBERTa's real numbers. A real trained RoBERTa that needs no hub:
+notebook 09_a_trained_model (Sapiens, from PyPI)."""
 
 
 @dataclass(frozen=True)
@@ -273,3 +277,56 @@ def quick_mode() -> bool:
     """
     value = os.environ.get("MINIROBERA_NOTEBOOK_QUICK", "")
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# ----------------------------------------------------------------------------- Sapiens
+
+SAPIENS_VERSION = "1.0.5"
+SAPIENS_FILES = ("checkpoint_vh.pt", "checkpoint_vl.pt", "dict.txt")
+
+
+def sapiens_candidates() -> list:
+    """Folders searched for Sapiens' checkpoints: $MINIROBERA_SAPIENS, ../shared/sapiens
+    beside the repository (where this project's CI keeps them), then the download cache."""
+    repo = Path(__file__).resolve().parents[1]
+    env = os.environ.get("MINIROBERA_SAPIENS")
+    base = Path(os.path.expanduser(os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")))
+    return (([Path(env)] if env else []) + [repo.parent / "shared" / "sapiens",
+                                            base / "minirobera" / f"sapiens-{SAPIENS_VERSION}"])
+
+
+def find_sapiens(*, download: bool = True) -> Path:
+    """The folder holding Sapiens' checkpoint_vh.pt, checkpoint_vl.pt and dict.txt.
+
+    Sapiens (Merck, MIT license) is a fairseq RoBERTa trained on human antibody chains; its
+    wheel on PyPI carries the weights. Not found locally and `download` set, the wheel is
+    fetched with `pip download sapiens==1.0.5 --no-deps` (7 MB; PyPI, not the Hugging Face hub)
+    and its models and LICENSE are unpacked into the last of sapiens_candidates().
+    """
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    for folder in sapiens_candidates():
+        if all((folder / name).is_file() for name in SAPIENS_FILES):
+            return folder
+    cache = sapiens_candidates()[-1]
+    if not download:
+        raise FileNotFoundError(f"Sapiens not found in {[str(c) for c in sapiens_candidates()]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", f"sapiens=={SAPIENS_VERSION}",
+                        "--no-deps", "--quiet", "-d", tmp], check=True, timeout=600)
+        wheel = next(Path(tmp).glob("sapiens-*.whl"))
+        staging = Path(tmp) / "unpacked"
+        staging.mkdir()
+        with zipfile.ZipFile(wheel) as z:  # the models and the MIT notice, nothing else
+            for name in z.namelist():
+                base = os.path.basename(name)
+                if (name.startswith("sapiens/models/v1/") and base in SAPIENS_FILES) or \
+                        name.endswith(".dist-info/LICENSE"):
+                    (staging / base).write_bytes(z.read(name))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.move(str(staging), str(cache))  # whole, or not at all
+    return cache

@@ -405,6 +405,9 @@ def load_tokenizer(path_or_repo_id, **kwargs):
     >>> load_tokenizer("FacebookAI/xlm-roberta-base")  # doctest: +SKIP
     XLMRobertaTokenizer(vocab_size=250002, model_max_length=512, ...)
     """
+    from . import fairseq
+    if fairseq.is_fairseq_tokenizer_folder(path_or_repo_id):  # dict.txt, or its tokenizer.json
+        return fairseq.load_tokenizer(path_or_repo_id, **kwargs)
     hub_args = {k: kwargs[k] for k in ("revision", "token", "local_files_only") if k in kwargs}
     return tokenizer_class_for(path_or_repo_id, **hub_args).from_pretrained(path_or_repo_id, **kwargs)
 
