@@ -404,3 +404,44 @@ def _live_labels(cls_name, kw, inputs, rng):
     if n == 1:
         return {"labels": rng.normal(size=rows).astype(np.float32)}
     return {"labels": rng.integers(0, n, rows)}
+
+
+@pytest.mark.reference
+def test_inputs_embeds_and_untied_decoder_equal_live_autograd():
+    """inputs_embeds (no word lookup: its gradient is zero) and an untied MLM decoder
+    (its own weight; lm_head.bias unused), in float64 on both sides."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from minirobera.checkpoint import params_from_state_dict
+
+    script = _script()
+    kw = dict(vocab_size=23, hidden_size=8, num_attention_heads=2, intermediate_size=11,
+              num_hidden_layers=2, max_position_embeddings=12, pad_token_id=1,
+              tie_word_embeddings=False)
+    config = transformers.RobertaConfig(**kw)
+    config._attn_implementation = "eager"
+    theirs = transformers.RobertaForMaskedLM(config).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.normal_(0.0, 0.3)
+    rng = np.random.default_rng(0)
+    call = {"inputs_embeds": rng.normal(size=(2, 5, 8)).astype(np.float32),
+            "attention_mask": np.array([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]]),
+            "labels": np.array([[-100, 3, 4, -100, -100], [5, -100, -100, 6, 7]])}
+    want_loss, _ = script.torch_loss_and_grads(theirs, call)
+    sd = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}
+    ours_config = RobertaConfig.from_dict(config.to_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params, _ = params_from_state_dict(ours_config, sd, modeling.RobertaForMaskedLM.parts)
+        model = modeling.RobertaForMaskedLM(ours_config, params)
+    loss, _ = model.loss_and_grads(**call)
+    assert abs(float(loss) - want_loss) <= LOSS_ATOL
+    _, want = script.torch_loss_and_grads(theirs.double(), call)
+    model.params = _map(lambda a: np.asarray(a, np.float64), model.params)
+    _, grads = model.loss_and_grads(**call)
+    assert np.abs(grads["roberta.embeddings.word_embeddings.weight"]).max() == 0
+    assert np.abs(grads["lm_head.bias"]).max() == 0
+    assert_grads_close(grads, {k: v.astype(np.float32) for k, v in want.items()},
+                       "RobertaForMaskedLM", 2)
