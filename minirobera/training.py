@@ -160,10 +160,17 @@ class AdamW:
         for name, p in self.params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
             p *= np.float32(1.0 - lr * self.weight_decay[name])
-            m += (g - m) * np.float32(1.0 - b1)  # torch: m.lerp_(g, 1 - b1)
+            m *= np.float32(b1)
+            m += np.float32(1.0 - b1) * g
             v *= np.float32(b2)
             v += np.float32(1.0 - b2) * g * g
-            p -= np.float32(step_size) * m / (np.sqrt(v) / np.float32(root_bc2) + np.float32(self.eps))
+            # p -= step_size * m / (sqrt(v) / sqrt(1 - b2^t) + eps), in one scratch array
+            update = np.sqrt(v)
+            update /= np.float32(root_bc2)
+            update += np.float32(self.eps)
+            np.divide(m, update, out=update)
+            update *= np.float32(step_size)
+            p -= update
 
 
 # ------------------------------------------------------------------ schedule and clipping
