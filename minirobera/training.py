@@ -16,8 +16,8 @@ masked-LM batches), checkpointing during training (save_pretrained the model whe
 >>> config = RobertaConfig(vocab_size=20, hidden_size=8, num_attention_heads=2,
 ...                        intermediate_size=12, num_hidden_layers=1, max_position_embeddings=16)
 >>> model = RobertaForSequenceClassification(config, seed=0)
->>> batch = {"input_ids": [[0, 5, 6, 2], [0, 7, 2, 1]], "attention_mask": [[1, 1, 1, 1], [1, 1, 1, 0]],
-...          "labels": [1, 0]}
+>>> batch = {"input_ids": [[0, 5, 6, 2], [0, 7, 2, 1]], "labels": [1, 0],
+...          "attention_mask": [[1, 1, 1, 1], [1, 1, 1, 0]]}
 >>> losses = train(model, [batch] * 30, lr=1e-2, warmup_steps=3)
 >>> losses[-1] < losses[0]
 True

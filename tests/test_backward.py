@@ -254,7 +254,7 @@ def test_activation_grad_matches_finite_differences(act):
     x = np.linspace(-5, 5, 41) + 0.013  # not exactly 0: relu has a kink there
     h = 1e-6
     fn = layers.ACTIVATIONS[act]
-    if act == "gelu":  # exact GELU through math.erf: layers.erfc's fit (1.2e-7) is not smooth enough
+    if act == "gelu":  # exact GELU through math.erf (layers.erfc's fit is not smooth enough)
         fn = np.vectorize(lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
     numeric = (fn(x + h) - fn(x - h)) / (2 * h)
     np.testing.assert_allclose(backward.activation_grad(x, act), numeric, rtol=1e-6, atol=1e-8)
@@ -310,7 +310,8 @@ def test_gradients_equal_live_autograd_on_hypothesis_configs():
                   hidden_size=heads * draw(st.integers(3, 5)),
                   intermediate_size=draw(st.integers(1, 40)),
                   vocab_size=draw(st.integers(8, 60)), pad_token_id=pad, bos_token_id=0,
-                  eos_token_id=2, max_position_embeddings=pad + 1 + tokens + draw(st.integers(0, 4)),
+                  eos_token_id=2,
+                  max_position_embeddings=pad + 1 + tokens + draw(st.integers(0, 4)),
                   type_vocab_size=draw(st.integers(1, 2)),
                   hidden_act=draw(st.sampled_from(sorted(layers.ACTIVATIONS))),
                   layer_norm_eps=draw(st.sampled_from([1e-5, 1e-12, 1e-3])),
@@ -387,7 +388,8 @@ def _live_labels(cls_name, kw, inputs, rng):
     rows, T = inputs["input_ids"].shape
     n = kw["num_labels"]
     if cls_name in ("RobertaForMaskedLM", "RobertaForCausalLM"):
-        labels = np.where(rng.random((rows, T)) < 0.5, rng.integers(0, kw["vocab_size"], (rows, T)), -100)
+        words = rng.integers(0, kw["vocab_size"], (rows, T))
+        labels = np.where(rng.random((rows, T)) < 0.5, words, -100)
         labels[0, 0] = labels[0, -1] = 1  # at least one label counts, in both LMs
         return {"labels": labels}
     if cls_name == "RobertaForTokenClassification":

@@ -43,7 +43,8 @@ def relative_error(ours, theirs):
 
 def test_ten_adamw_steps_equal_torch_recorded():
     batches, want_losses, want = recorded_run()
-    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / ADAMW["checkpoint"] / "safetensors")
+    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / ADAMW["checkpoint"]
+                                                        / "safetensors")
     losses = training.train(model, batches, lr=ADAMW["lr"], warmup_steps=ADAMW["warmup_steps"],
                             total_steps=ADAMW["steps"], weight_decay=ADAMW["weight_decay"],
                             max_grad_norm=ADAMW["max_grad_norm"], betas=tuple(ADAMW["betas"]),
@@ -69,7 +70,8 @@ def test_ten_adamw_steps_equal_torch_recorded():
 def test_the_run_really_clips_warms_up_and_decays():
     """The recorded run exercises every part: clipping is active, warmup starts at lr 0."""
     batches, _, _ = recorded_run()
-    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / ADAMW["checkpoint"] / "safetensors")
+    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / ADAMW["checkpoint"]
+                                                        / "safetensors")
     _, grads = model.loss_and_grads(**batches[0])
     norm = training.clip_grad_norm(grads, ADAMW["max_grad_norm"])
     assert norm > ADAMW["max_grad_norm"]
@@ -79,7 +81,8 @@ def test_the_run_really_clips_warms_up_and_decays():
 
 
 def test_parameters_are_the_models_arrays_and_writable():
-    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / "a-RobertaForMaskedLM" / "safetensors")
+    model = modeling.RobertaForMaskedLM.from_pretrained(MODELS / "a-RobertaForMaskedLM"
+                                                        / "safetensors")
     params = training.parameters(model)
     assert sorted(params) == sorted(model.state_dict())
     assert all(p.flags.writeable for p in params.values())
