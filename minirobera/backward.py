@@ -13,8 +13,9 @@ the readable version, and the only one).
 
 Shape legend as in layers.py (B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocab, L labels, C choices). `dX` is the gradient of the loss with respect to `X`, and has
-X's shape. The forward calls layers.py's functions (linear, the activations, masked_softmax,
-split/merge_heads, the positions), so the math it differentiates is the one inference runs.
+X's shape. The forward calls layers.py's functions (linear, erfc and the activations,
+masked_softmax, split/merge_heads, the positions), so the math it differentiates is the one
+inference runs; only LayerNorm is written again here, to keep its normalised input.
 
 The chain rule, once, for the whole model (post-LN layer, as layers.encoder_layer):
 
