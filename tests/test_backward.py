@@ -8,6 +8,8 @@
    loss with float32 autograd, and the gradients in float64 with float64 autograd.
 3. Finite differences in float64 on a few coordinates of every parameter, for every head,
    with and without dropout (no torch needed).
+4. Dropout (live): transformers in train() mode, fed our masks in call order, must meet a
+   dropout at the same sites with the same rates and shapes, and give the same gradients.
 
 Gradients must match per tensor within max|ours - autograd| / max|autograd| < 1e-4, the
 loss within 1e-5. Some gradients are exactly zero in exact arithmetic (see
@@ -447,3 +449,73 @@ def test_inputs_embeds_and_untied_decoder_equal_live_autograd():
     assert np.abs(grads["lm_head.bias"]).max() == 0
     assert_grads_close(grads, {k: v.astype(np.float32) for k, v in want.items()},
                        "RobertaForMaskedLM", 2)
+
+
+class RecordingDropout:
+    """training.Dropout that also keeps every mask it hands out, in call order."""
+
+    def __init__(self, config, seed):
+        from minirobera import training
+
+        self.inner, self.masks = training.Dropout(config, seed=seed), []
+
+    def __call__(self, shape, kind):
+        mask = self.inner(shape, kind)
+        self.masks.append((kind, self.inner.rates[kind], mask))
+        return mask
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("cls_name", sorted(backward.HEAD_LOSSES))
+def test_dropout_sites_equal_transformers_training_mode(cls_name, monkeypatch):
+    """transformers in train() mode, its dropouts fed our masks in call order: same sites,
+    same rates, same shapes, and the same gradients (float64 on both sides)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from minirobera.checkpoint import params_from_state_dict
+
+    script = _script()
+    kw = dict(vocab_size=23, hidden_size=8, num_attention_heads=2, intermediate_size=11,
+              num_hidden_layers=2, max_position_embeddings=12, pad_token_id=1,
+              num_labels=2 if cls_name == "RobertaForQuestionAnswering" else 3,
+              hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.3,
+              classifier_dropout=0.4, is_decoder=cls_name == "RobertaForCausalLM")
+    config = transformers.RobertaConfig(**kw)
+    config._attn_implementation = "eager"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = getattr(transformers, cls_name)(config).double().train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in theirs.parameters():
+            p.normal_(0.0, 0.3)
+    rng = np.random.default_rng(1)
+    rows = 4
+    call = _live_inputs(dict(kw, type_vocab_size=1), 5, rows, rng)
+    call.update(_live_labels(cls_name, dict(kw, type_vocab_size=1), call, rng))
+    if cls_name == "RobertaForMultipleChoice":
+        call = {k: v.reshape(2, 2, 5) if k != "labels" else v for k, v in call.items()}
+    ours_config = RobertaConfig.from_dict(config.to_dict())
+    cls = getattr(modeling, cls_name)
+    sd = {k: v.detach().numpy().copy() for k, v in theirs.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params, _ = params_from_state_dict(ours_config, sd, cls.parts)
+        model = cls(ours_config, params)
+    model.params = _map(lambda a: np.asarray(a, np.float64), model.params,
+                        tie="lm_head" in cls.parts)
+    drop = RecordingDropout(ours_config, seed=5)
+    loss, grads = model.loss_and_grads(**call, dropout=drop)
+    masks = list(drop.masks)
+
+    def our_masks(x, p=0.5, training=True, inplace=False):
+        kind, rate, mask = masks.pop(0)
+        assert abs(p - rate) < 1e-12 and tuple(x.shape) == mask.shape, (kind, p, x.shape)
+        return x * torch.from_numpy(mask.astype(np.float64))
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", our_masks)
+    want_loss, want = script.torch_loss_and_grads(theirs, call)
+    assert not masks  # every mask used: the same number of dropout sites
+    assert abs(float(loss) - want_loss) <= LOSS_ATOL  # (erfc is a fit: 1.2e-7 relative)
+    assert_grads_close({k: v.astype(np.float32) for k, v in grads.items()},
+                       {k: v.astype(np.float32) for k, v in want.items()}, cls_name, 2)
