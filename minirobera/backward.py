@@ -294,6 +294,9 @@ def cross_entropy_backward(logits, labels, ignore_index=IGNORE_INDEX):  # [N,K],
     (0.6931, [[0.5, -0.5], [0.0, 0.0]])
     """
     labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != logits.shape[0]:
+        raise ValueError(f"got {labels.shape[0]} labels for {logits.shape[0]} predictions: "
+                         f"give one label per example (per token for the token-level heads)")
     keep = labels != ignore_index
     n, K = int(keep.sum()), logits.shape[-1]
     if ((labels[keep] < 0) | (labels[keep] >= K)).any():
@@ -389,14 +392,18 @@ def problem_type_loss(logits, labels, config):  # [B,L], labels -> [], [B,L]
     if problem is None:
         problem = ("regression" if n == 1 else "single_label_classification"
                    if labels.dtype.kind in "iu" else "multi_label_classification")
-    if problem == "regression":
-        if n == 1:  # transformers squeezes both sides for a single output
-            loss, d = mse_backward(logits.squeeze(), labels.squeeze())
-            return loss, d.reshape(logits.shape)
-        return mse_backward(logits, labels)
     if problem == "single_label_classification":
         return cross_entropy_backward(logits.reshape(-1, n), labels.reshape(-1))
-    return bce_backward(logits, labels)
+    if problem == "regression" and n == 1:  # transformers squeezes both sides for one output
+        if labels.size != logits.shape[0]:
+            raise ValueError(f"regression needs one number per example ({logits.shape[0]}), "
+                             f"got labels of shape {labels.shape}")
+        loss, d = mse_backward(logits.squeeze(), labels.squeeze())
+        return loss, d.reshape(logits.shape)
+    if labels.shape != logits.shape:
+        raise ValueError(f"{problem} needs labels of shape {logits.shape} (examples x "
+                         f"num_labels), got {labels.shape}")
+    return (mse_backward if problem == "regression" else bce_backward)(logits, labels)
 
 
 def token_classification_loss(h, params, config, drop, labels):  # [B,T,D], [B,T] -> ...

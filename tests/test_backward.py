@@ -124,6 +124,24 @@ def test_grads_are_keyed_like_the_state_dict_and_tied_once():
     assert np.abs(grads["roberta.embeddings.position_embeddings.weight"][1]).max() == 0
 
 
+@pytest.mark.parametrize("cls_name, labels, message", [
+    ("RobertaForSequenceClassification", dict(labels=[1, 2, 0]), "3 labels for 2 predictions"),
+    ("RobertaForSequenceClassification", dict(labels=[0.5, 1.0]), "needs labels of shape"),
+    ("RobertaForQuestionAnswering", dict(start_positions=[1, 2, 3], end_positions=[1, 2]),
+     "3 labels for 2"),
+    ("RobertaForMultipleChoice", dict(labels=[0, 1]), "2 labels for 1"),
+    ("RobertaForQuestionAnswering", dict(start_positions=[1, 2]), "needs start_positions and"),
+])
+def test_bad_labels_of_every_head_are_clear_errors(cls_name, labels, message):
+    config = RobertaConfig(vocab_size=30, hidden_size=8, num_attention_heads=2, num_labels=2,
+                           intermediate_size=12, num_hidden_layers=1, max_position_embeddings=20)
+    model = getattr(modeling, cls_name)(config, seed=0)
+    ids = [[[0, 5, 2], [0, 6, 2]]] if cls_name == "RobertaForMultipleChoice" else [[0, 5, 2],
+                                                                                    [0, 7, 2]]
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.loss_and_grads(ids, **labels)
+
+
 @pytest.mark.parametrize("bad, message", [
     (dict(), "needs labels"),
     (dict(labels=[1, 2]), "labels has shape"),
