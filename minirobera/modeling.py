@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import fused, heads, kernels, layers
+from . import backward, fused, heads, kernels, layers
 from .checkpoint import (init_params, load_state_dict, params_from_state_dict, read_limits,
                          save_safetensors,
                          state_dict_from_params)
@@ -524,3 +524,64 @@ def _labels(labels, shape):  # -> [B,T] int
     labels = _batched("labels", _int_array("labels", labels), 2)
     _same_shape("labels", labels, tuple(shape))
     return labels
+
+
+# ================================================================ training (issue 19)
+# The forward above is inference only. Training runs its own forward, which keeps the
+# activations the backward needs, in backward.py; this block only checks the inputs and
+# names the gradients as transformers names its parameters.
+
+_LABEL_NAMES = {"RobertaForQuestionAnswering": ("start_positions", "end_positions")}
+
+
+def loss_and_grads(self, input_ids=None, attention_mask=None, token_type_ids=None,
+                   position_ids=None, inputs_embeds=None, *, dropout=None, **labels):
+    """(loss, grads): the loss the forward gives for these labels, and its gradient with
+    respect to every parameter, keyed like `state_dict()` (transformers' names). Tied
+    parameters appear once: the MLM decoder's gradient is in the word embeddings'.
+
+    `dropout`: None (no dropout, as at inference) or a training.Dropout, which draws the
+    masks from its own seeded RNG. Backward code: backward.py.
+
+    >>> config = RobertaConfig(vocab_size=30, hidden_size=8, num_attention_heads=2,
+    ...                        intermediate_size=12, num_hidden_layers=1,
+    ...                        max_position_embeddings=20)
+    >>> model = RobertaForMaskedLM(config, seed=0)
+    >>> loss, grads = model.loss_and_grads([0, 5, 6, 2], labels=[-100, 5, -100, -100])
+    >>> bool(np.isclose(loss, model([0, 5, 6, 2], labels=[-100, 5, -100, -100]).loss))
+    True
+    >>> sorted(grads) == sorted(model.state_dict()), grads["lm_head.bias"].shape
+    (True, (30,))
+    """
+    name = type(self).__name__
+    wanted = _LABEL_NAMES.get(name, ("labels",))
+    if sorted(labels) != sorted(wanted):
+        raise TypeError(f"{name}.loss_and_grads needs {' and '.join(wanted)} (got "
+                        f"{sorted(labels) or 'none'})")
+    extra = {}
+    if name == "RobertaForMultipleChoice":
+        main = input_ids if input_ids is not None else inputs_embeds
+        extra["n_choices"] = np.shape(main)[-2 if input_ids is not None else -3]
+        input_ids, attention_mask, token_type_ids, position_ids = (
+            None if a is None else _flatten_choices(a, extra["n_choices"])
+            for a in (input_ids, attention_mask, token_type_ids, position_ids))
+        if inputs_embeds is not None:
+            inputs_embeds = np.reshape(inputs_embeds, (-1,) + np.shape(inputs_embeds)[-2:])
+    inputs = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids,
+                            position_ids, inputs_embeds)
+    shape = inputs["attention_mask"].shape
+    if name in ("RobertaForMaskedLM", "RobertaForCausalLM", "RobertaForTokenClassification"):
+        labels = {"labels": _labels(labels["labels"], shape)}
+    labels = {k: np.asarray(v) for k, v in labels.items()}
+    loss, tree = backward.loss_and_grads(self.params, self.config, name, inputs,
+                                         {**labels, **extra}, dropout)
+    grads = state_dict_from_params(self.config, tree, self.parts, prefix=self.prefix)
+    if "lm_head" in self.parts and not self.config.tie_word_embeddings:
+        grads["lm_head.bias"] = np.zeros_like(grads["lm_head.bias"])  # unused when untied
+    return loss, grads
+
+
+for _cls in (RobertaForMaskedLM, RobertaForCausalLM, RobertaForSequenceClassification,
+             RobertaForTokenClassification, RobertaForQuestionAnswering, RobertaForMultipleChoice):
+    _cls.loss_and_grads = loss_and_grads
+del _cls

@@ -10,8 +10,8 @@ Owns:
                          blocks of up to 512 tokens, crossing document boundaries with an
                          extra separator token, and no next-sentence-prediction pairs.
 
-Leaves out: training itself (minirobera is inference only), the optimiser, and BERT's
-next-sentence objective, which RoBERTa dropped.
+Leaves out: training itself (backward.py and training.py; notebook 10 puts them together
+with these recipes), and BERT's next-sentence objective, which RoBERTa dropped.
 """
 
 from typing import Iterable, List, Sequence, Tuple

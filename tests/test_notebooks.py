@@ -8,7 +8,8 @@ Running: each notebook executes headless in a fresh kernel of THIS interpreter (
 ipykernel), any cell error fails the test, with
 
     MPLBACKEND=Agg                  plots render off-screen
-    MINIROBERA_NOTEBOOK_QUICK=1     06_speed uses small shapes (full roberta-base ones otherwise)
+    MINIROBERA_NOTEBOOK_QUICK=1     06_speed uses small shapes (full roberta-base ones otherwise),
+                                    10_training a smaller model and fewer steps
     HF_HUB_OFFLINE=1                nothing is downloaded: roberta-base is used if it is already in
                                     the Hugging Face cache, else the random stand-in, built once
                                     per session in a temporary MINIROBERA_WALKTHROUGH_CACHE
@@ -46,6 +47,7 @@ EXPECTED = [
     "07_the_roberta_recipe",
     "08_bpe_vs_unigram",
     "09_a_trained_model",
+    "10_training",
 ]
 CELL_TIMEOUT = 120      # seconds, per cell (nbclient)
 NOTEBOOK_BUDGET = 60    # seconds, per notebook, in quick mode on 2 busy cores
