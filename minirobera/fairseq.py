@@ -44,7 +44,8 @@ from .config import RobertaConfig
 from .layers import ACTIVATIONS
 from .offsets import add_special
 from .tokenizer import RobertaTokenizer
-from .tokenizer_files import added_tokens_json, base_config, read_files, write_files
+from .tokenizer_files import (TokenizerFileError, added_tokens_json, base_config, check_type,
+                              check_vocab, read_files, read_json, reading, write_files)
 
 CHECKPOINT, DICT = "model.pt", "dict.txt"
 GPT2_ENCODER, GPT2_MERGES = "encoder.json", "vocab.bpe"
@@ -89,12 +90,13 @@ class Dictionary:
         """Read dict.txt; a malformed line is a ValueError naming the file and the line."""
         path = os.fspath(path)
         d = cls(add_mask=False)
-        with open(path, encoding="utf-8") as f:
+        with reading(path), open(path, encoding="utf-8") as f:  # bad UTF-8: names the file
             for n, line in enumerate(f, 1):
                 symbol, overwrite = _dict_line(line, path, n)
                 if symbol in d.indices and not overwrite:
-                    raise ValueError(f"{path}, line {n}: duplicate symbol {symbol!r} (fairseq "
-                                     f"allows it only with '#fairseq:overwrite' at the line's end)")
+                    raise TokenizerFileError(
+                        f"{path}, line {n}: duplicate symbol {symbol!r} (fairseq allows it only "
+                        f"with '#fairseq:overwrite' at the line's end)")
                 d._add(symbol, overwrite)
         if add_mask and "<mask>" not in d.indices:
             d._add("<mask>")
@@ -120,8 +122,8 @@ def _dict_line(line, path, n) -> Tuple[str, bool]:
         line = line[:-len(" #fairseq:overwrite")]
     symbol, _, count = line.rpartition(" ")
     if not symbol or not count.lstrip("-").isdigit():
-        raise ValueError(f"{path}, line {n}: expected '<symbol> <count>' (fairseq's dict.txt), "
-                         f"got {line!r:.60}")
+        raise TokenizerFileError(f"{path}, line {n}: expected '<symbol> <count>' (fairseq's "
+                                 f"dict.txt), got {line!r:.60}")
     return symbol, overwrite
 
 
@@ -138,17 +140,17 @@ def compose_gpt2_vocab(dictionary: Dictionary, gpt2_encoder: Dict[str, int], *,
     >>> compose_gpt2_vocab(d, {"!": 0, ".": 13})
     {'<s>': 0, '<pad>': 1, '</s>': 2, '<unk>': 3, '.': 4, '!': 5, 'madeupword0000': 6, '<mask>': 7}
     """
-    by_id = {i: token for token, i in gpt2_encoder.items()}
+    by_id = {i: token for token, i in check_vocab(gpt2_encoder, GPT2_ENCODER).items()}
     vocab = {}
     for roberta_id, symbol in enumerate(dictionary.symbols):
-        if symbol.isdigit() and roberta_id >= len(Dictionary.SPECIALS):
+        if re.fullmatch(r"[0-9]{1,9}", symbol) and roberta_id >= len(Dictionary.SPECIALS):
             if int(symbol) not in by_id:
-                raise ValueError(f"{source}: symbol {symbol!r} (line {roberta_id - 3}) is not "
-                                 f"an id of the GPT-2 {GPT2_ENCODER}")
+                raise TokenizerFileError(f"{source}: symbol {symbol!r} (line {roberta_id - 3}) "
+                                         f"is not an id of the GPT-2 {GPT2_ENCODER}")
             symbol = by_id[int(symbol)]
         if symbol in vocab:
-            raise ValueError(f"{source}: token {symbol!r} has two ids, {vocab[symbol]} and "
-                             f"{roberta_id}")
+            raise TokenizerFileError(f"{source}: token {symbol!r} has two ids, {vocab[symbol]} "
+                                     f"and {roberta_id}")
         vocab[symbol] = roberta_id
     return vocab
 
@@ -612,12 +614,14 @@ class FairseqDictTokenizer(RobertaTokenizer):
         """From tokenizer.json (a WordLevel model, as save_pretrained writes it) or dict.txt."""
         paths, options, fixed_ids = read_files(path_or_repo_id, ("tokenizer.json", DICT), kwargs)
         if paths["tokenizer.json"]:
-            with open(paths["tokenizer.json"], encoding="utf-8") as f:
-                model = json.load(f).get("model") or {}
+            spec = paths["tokenizer.json"]
+            model = check_type(read_json(spec).get("model"), dict, spec, "model")
             if model.get("type") != "WordLevel":
-                raise ValueError(f"{paths['tokenizer.json']} holds a {model.get('type')!r} model; "
-                                 f"{cls.__name__} needs a WordLevel one")
-            by_id = {i: s for s, i in model["vocab"].items()}
+                raise TokenizerFileError(f"{spec} holds a {model.get('type')!r:.40} model; "
+                                         f"{cls.__name__} needs a WordLevel one")
+            by_id = {i: s for s, i in check_vocab(model.get("vocab"), spec, "model.vocab").items()}
+            if not by_id:
+                raise TokenizerFileError(f"{spec}: model.vocab is empty")
             symbols = [by_id.get(i, f"<unused{i}>") for i in range(max(by_id) + 1)]
             return cls(symbols, added_token_ids=fixed_ids, **options)
         if paths[DICT]:
@@ -668,8 +672,7 @@ def load_tokenizer(path, **kwargs):
     encoder, merges = (os.path.join(folder, n) for n in (GPT2_ENCODER, GPT2_MERGES))
     dict_path = os.path.join(folder, DICT)
     if os.path.isfile(encoder) and os.path.isfile(merges) and os.path.isfile(dict_path):
-        with open(encoder, encoding="utf-8") as f:
-            vocab = compose_gpt2_vocab(Dictionary.load(dict_path), json.load(f), source=dict_path)
+        vocab = compose_gpt2_vocab(Dictionary.load(dict_path), read_json(encoder), source=dict_path)
         kwargs = {k: v for k, v in kwargs.items() if k not in ("revision", "token",
                                                                 "local_files_only")}
         return RobertaTokenizer(vocab, merges, **kwargs)
@@ -685,9 +688,9 @@ def is_fairseq_tokenizer_folder(path) -> bool:
     if not os.path.isdir(path):
         return False
     spec = os.path.join(path, "tokenizer.json")
-    if os.path.isfile(spec):
-        with open(spec, encoding="utf-8") as f:
-            return (json.load(f).get("model") or {}).get("type") == "WordLevel"
+    if os.path.isfile(spec):  # a malformed file: the tokenizer's own error, naming it
+        model = read_json(spec).get("model")
+        return isinstance(model, dict) and model.get("type") == "WordLevel"
     return os.path.isfile(os.path.join(path, DICT)) and not os.path.isfile(
         os.path.join(path, "vocab.json"))
 
