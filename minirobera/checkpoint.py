@@ -53,8 +53,8 @@ from typing import Dict, Iterable, Tuple
 import numpy as np
 
 from .hub import cached_file
-from .limits import (BUDGET_FLOOR, CheckpointError, ReadLimits, check_inflation, check_strided,
-                     read_at_most)
+from .limits import (BUDGET_FLOOR, MAX_DIMS, CheckpointError, ReadLimits, check_inflation,
+                     check_strided, inflate_at_most, short)
 
 
 # ===================================================================== the key table
@@ -193,19 +193,30 @@ def read_limits(config, parts, source) -> ReadLimits:
                 return None
             name = f"encoder.layer.0.{m[2]}"
         return shapes.get(name)
+    layer_rows = sum(1 for name in shapes if name.startswith("encoder.layer.0."))
+    rows = len(shapes) + max(config.num_hidden_layers - 1, 0) * layer_rows
     return ReadLimits(source, 2 * total + BUDGET_FLOOR, expected, max(nbytes.values()) // 4,
                       describe=f"hidden_size={config.hidden_size}, vocab_size="
-                               f"{config.vocab_size}, num_labels={config.num_labels}")
+                               f"{config.vocab_size}, num_labels={config.num_labels}",
+                      max_tensors=4 * rows + 64)  # other heads, buffers, TF's duplicates
 
 
 def checkpoint_layers(state_dict) -> int:
-    """How many encoder layers a state dict holds: 1 + the highest `encoder.layer.N.` index.
+    """How many encoder layers a state dict holds: the layers 0, 1, 2, ... it has without a
+    gap (one key at layer 999999999 does not make a billion layers).
 
-    >>> checkpoint_layers({"roberta.encoder.layer.11.output.dense.bias": 0, "lm_head.bias": 0})
-    12
+    >>> checkpoint_layers({"roberta.encoder.layer.0.output.dense.bias": 0,
+    ...                    "roberta.encoder.layer.1.output.dense.bias": 0, "lm_head.bias": 0})
+    2
+    >>> checkpoint_layers({"encoder.layer.0.x": 0, "encoder.layer.999999999.x": 0})
+    1
     """
-    found = [re.match(r"encoder\.layer\.(\d{1,9})\.", normalise_key(k)) for k in state_dict]
-    return max((int(m[1]) + 1 for m in found if m), default=0)
+    found = {int(m[1]) for m in (re.match(r"encoder\.layer\.(\d{1,9})\.", normalise_key(k))
+                                 for k in state_dict) if m}
+    n = 0
+    while n in found:
+        n += 1
+    return n
 
 
 # ======================================================================= state dict <-> params
@@ -228,9 +239,11 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
         missing = [name for name, *_ in table_rows(fewer, ("encoder",)) if name not in by_name]
         raise _lacks(source, model_name, config, missing,
                      sorted({k for n, (k, _) in by_name.items() if n not in names}), have)
+    rows = list(table_rows(config, parts))  # bounded now: the checkpoint holds these layers
+    _check_fresh_bytes(rows, by_name, state_dict, source)
     params, used, missing, fresh = {}, set(), [], []
     rng = np.random.default_rng() if rng is None else rng
-    for name, path, shape, part in table_rows(config, parts):
+    for name, path, shape, part in rows:
         if name not in by_name:
             (fresh if part in FRESH_PARTS else missing).append(name)
             _set(params, path, _fresh_value(path, shape, config, rng))
@@ -248,6 +261,19 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
                          if n not in used and not _ignored(n, config, parts)})
     _warn(model_name, source, unexpected, fresh)
     return params, {"missing": missing, "unexpected": unexpected, "initialised": fresh}
+
+
+def _check_fresh_bytes(rows, by_name, state_dict, source):
+    """Heads a checkpoint lacks are initialised fresh: bytes no file holds. Refuse more than
+    the checkpoint's own tensors (or BUDGET_FLOOR) justify: a 160 KB file with a config of
+    hidden_size 24000 would otherwise allocate a [D, D] LM head of 2.3 GB."""
+    fresh = sum(4 * int(np.prod(shape, dtype=object)) for name, _path, shape, part in rows
+                if name not in by_name and part in FRESH_PARTS)
+    held = sum(getattr(v, "nbytes", 0) for v in state_dict.values())
+    if fresh > max(BUDGET_FLOOR, held):
+        raise CheckpointError(f"{source}: the model would initialise {fresh} bytes of weights "
+                              f"the checkpoint does not hold (it holds {held}); refused: is "
+                              f"config.json (hidden_size, num_labels) the checkpoint's own?")
 
 
 def _lacks(source, model_name, config, missing, unused, have=None):
@@ -490,12 +516,16 @@ def read_safetensors(path, limits=None) -> Dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: header and safetensors disagree on the tensor names")
     data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + n) if header else None
     out = {}
+    limits.admit_count(len(header))
     for name, info in header.items():
         if info["dtype"] not in _SAFETENSORS_DTYPES:
             raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
         limits.admit(name, info["shape"])
         begin, end = info["data_offsets"]
-        array = data[begin:end].view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+        try:  # the package validated offsets against shapes; numpy's own limits remain
+            array = data[begin:end].view(_SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+        except (ValueError, TypeError) as e:
+            raise CheckpointError(f"{path}: tensor {short(name)} cannot be cut out: {e}") from None
         if info["dtype"] == "BF16":
             limits.charge(4 * array.size, f"tensor {name!r} as float32")
             array = _bf16_to_f32(array)
@@ -523,9 +553,11 @@ _STORAGE_DTYPES = {"FloatStorage": np.float32, "HalfStorage": np.float16,
                    "BFloat16Storage": "bf16", "DoubleStorage": np.float64,
                    "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
                    "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_}
-# The pickle of a state dict is a list of names and views (~60 KB for roberta-large); a pickle
-# of more than this is refused, so no pickle opcode can ask for more memory than it bounds.
-PICKLE_LIMIT = 8 << 20
+# The pickle of a state dict is a list of names and views (~60 KB for roberta-large, 25 KB
+# for a fairseq checkpoint with its optimizer state); a pickle of more than this is refused,
+# which bounds what its opcodes can build (a million empty dicts at most, well under a
+# second and 100 MB in the pure-Python unpickler below).
+PICKLE_LIMIT = 512 << 10
 
 
 class _StorageType:
@@ -547,7 +579,18 @@ def _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad=Fals
                        backward_hooks=None, metadata=None):
     if not isinstance(storage, str):  # only a persistent id (a storage key) may be viewed
         raise CheckpointError("the pickle builds a tensor on something that is not a storage")
+    if not all(isinstance(v, (tuple, list)) and len(v) <= MAX_DIMS for v in (size, stride)):
+        raise CheckpointError(f"the pickle builds a tensor of size {short(size)}, stride "
+                              f"{short(stride)}: at most {MAX_DIMS} dimensions")
     return _LazyTensor(storage, storage_offset, tuple(size), tuple(stride))
+
+
+def _ordered_dict(*args, **kwargs):
+    """collections.OrderedDict as torch pickles it: called empty, filled by SETITEMS (whose
+    keys are checked); with arguments it would hash whatever the pickle built."""
+    if args or kwargs:
+        raise CheckpointError("the pickle calls OrderedDict with arguments; torch never does")
+    return collections.OrderedDict()
 
 
 def _rebuild_parameter(data, requires_grad=False, backward_hooks=None):
@@ -580,7 +623,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
     is asked of the bounded stream, which gives what it has, where the C one allocates it first.
     """
 
-    ALLOWED = {("collections", "OrderedDict"): collections.OrderedDict,
+    ALLOWED = {("collections", "OrderedDict"): _ordered_dict,
                ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
                # transformers' files hold plain tensors; older ones may hold nn.Parameters
                ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
@@ -611,6 +654,41 @@ class _RestrictedUnpickler(pickle._Unpickler):
         key = pid[2].decode("ascii", "replace") if isinstance(pid[2], bytes) else pid[2]
         self.storages[key] = (pid[1].dtype, pid[4])
         return key
+
+
+def _plain_keys(keys, path):
+    """Dict keys a state dict can have: str (tensor names) or int (an optimizer's parameter
+    ids). Checked BEFORE the dict hashes them: a tuple key nested a million deep crashes
+    CPython's tuple hash (no recursion guard), one shared at every level never returns."""
+    for key in keys:
+        if type(key) not in (str, int):
+            raise CheckpointError(f"{path}: the pickle uses a {type(key).__name__} as a dict key; "
+                                  f"only names (str) and ids (int) are allowed")
+
+
+def _setitem(self):  # SETITEM: stack [..., dict, key, value]
+    _plain_keys(self.stack[-2:-1], self.path)
+    pickle._Unpickler.dispatch[pickle.SETITEM[0]](self)
+
+
+def _setitems(self):  # SETITEMS / DICT: the items after the mark are key, value, key, ...
+    _plain_keys(self.stack[0::2], self.path)
+    pickle._Unpickler.dispatch[pickle.SETITEMS[0]](self)
+
+
+def _dict(self):
+    _plain_keys(self.stack[0::2], self.path)
+    pickle._Unpickler.dispatch[pickle.DICT[0]](self)
+
+
+def _no_sets(self):  # EMPTY_SET, FROZENSET, ADDITEMS: torch never pickles a set
+    raise CheckpointError(f"{self.path}: the pickle builds a set; a state dict holds none")
+
+
+_RestrictedUnpickler.dispatch = {**pickle._Unpickler.dispatch,
+                                 pickle.SETITEM[0]: _setitem, pickle.SETITEMS[0]: _setitems,
+                                 pickle.DICT[0]: _dict, pickle.EMPTY_SET[0]: _no_sets,
+                                 pickle.FROZENSET[0]: _no_sets, pickle.ADDITEMS[0]: _no_sets}
 
 
 class _BoundedReader:
@@ -684,6 +762,7 @@ def _unreadable(path, e):
 def _tensors_from(d, storages, load_all, limits, path):
     """Admit every tensor's shape, check its view against its storage, then read only the
     part of each storage its tensors reach, and cut the tensors out of it."""
+    limits.admit_count(len(d), "entries in its state dict")
     lazy = {str(k): v for k, v in d.items() if isinstance(v, _LazyTensor)}
     need = {}
     for key, t in lazy.items():
@@ -725,20 +804,28 @@ def _read_zip_bin(path, unpickler):
 def _zip_storage(z, path, name, raw, numel, limits):
     nbytes = numel * raw.itemsize
     info = z.getinfo(name)
-    if info.compress_type == zipfile.ZIP_STORED:  # a view of the file, nothing allocated
-        with open(path, "rb") as f:  # data starts after the local header and its extras
-            f.seek(info.header_offset + 26)
-            name_len, extra_len = struct.unpack("<HH", f.read(4))
+    with open(path, "rb") as f:  # the member's bytes start after its local header and extras
+        f.seek(info.header_offset)
+        header = f.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise CheckpointError(f"{path}: storage {name!r} has no local zip header")
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
         start = info.header_offset + 30 + name_len + extra_len
-        if info.file_size < nbytes or start + nbytes > os.path.getsize(path):
-            raise CheckpointError(f"{path}: storage {name!r} is truncated ({info.file_size} "
-                                  f"bytes, needs {nbytes})")
-        data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(nbytes,))
-    else:  # inflate only what the tensors reach, never what the member could inflate to
-        check_inflation(path, name, nbytes, info.compress_size)
-        limits.charge(nbytes, f"compressed storage {name!r}")
-        with z.open(name) as member:
-            data = np.frombuffer(read_at_most(member, nbytes, path, name), np.uint8)
+        if info.compress_type == zipfile.ZIP_STORED:  # a view of the file, nothing allocated
+            if info.file_size < nbytes or start + nbytes > os.path.getsize(path):
+                raise CheckpointError(f"{path}: storage {name!r} is truncated ("
+                                      f"{info.file_size} bytes, needs {nbytes})")
+            data = np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(nbytes,))
+        elif info.compress_type == zipfile.ZIP_DEFLATED:
+            # inflate only what the tensors reach, a chunk at a time, never more than 16x
+            # what was read of the file (compress_size is the writer's word, not a fact)
+            check_inflation(path, name, nbytes, info.compress_size)
+            limits.charge(nbytes, f"compressed storage {name!r}")
+            f.seek(start)
+            data = np.frombuffer(inflate_at_most(f, nbytes, path, name), np.uint8)
+        else:
+            raise CheckpointError(f"{path}: storage {name!r} is compressed with zip method "
+                                  f"{info.compress_type}; torch writes stored members")
     return data.view(raw)
 
 
@@ -890,18 +977,34 @@ def read_tf_h5(path, limits=None) -> Dict[str, np.ndarray]:
                               f"HDF5?): {type(e).__name__}: {e}") from None
 
 
-def _keras_weights(h5py, f, limits):  # -> (variable name, array) in the file's order
-    layer_names = _keras_strings(f, "layer_names")
-    if not layer_names:
+def _keras_weights(h5py, f, limits):  # -> (variable name, array), in the file's name order
+    """Every dataset of the Keras layer groups, found by walking hard links only. The names
+    Keras lists in the `layer_names` / `weight_names` attributes are the same as those paths,
+    but those attributes are not read: an array of variable-length strings can name one 2 MB
+    heap string 300 times, 600 MB to read, and HDF5 reads it all before anything can check."""
+    if "layer_names" not in f.attrs and "layer_names0" not in f.attrs:  # (over 64 KB: split)
         raise CheckpointError(f"{limits.path} is an HDF5 file but not Keras weights (no "
                               f"'layer_names' attribute): was it saved by a TFRoberta* model's "
                               f"save_pretrained?")
-    for layer in layer_names:
+    seen = [0]
+    for layer in f:
         group = _inside(h5py, f, layer, limits.path)
-        for name in _keras_strings(group, "weight_names"):
-            dataset = _inside(h5py, group, name, limits.path)
+        if not isinstance(group, h5py.Group):  # Keras keeps every layer in a group of its own
+            continue
+        for name, dataset in _datasets(h5py, group, "", limits, seen):
             pt_name, transpose = tf_name_to_pt(name)
             yield name, _h5_read(h5py, dataset, pt_name, transpose, limits)
+
+
+def _datasets(h5py, group, prefix, limits, seen):  # -> (path below the layer, dataset)
+    for part in group:
+        seen[0] += 1
+        limits.admit_count(seen[0], "HDF5 objects")
+        obj = _inside(h5py, group, part, limits.path)
+        if isinstance(obj, h5py.Group):
+            yield from _datasets(h5py, obj, f"{prefix}{part}/", limits, seen)
+        else:
+            yield prefix + part, obj
 
 
 def _inside(h5py, group, name, path):
@@ -911,8 +1014,8 @@ def _inside(h5py, group, name, path):
         link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
         if not isinstance(link, h5py.HardLink):
             what = "missing" if link is None else f"a {type(link).__name__}"
-            raise CheckpointError(f"{path}: {name!r} is {what} at {part!r}; only objects stored "
-                                  f"in the file itself (hard links) are read")
+            raise CheckpointError(f"{path}: {short(name)} is {what} at {short(part)}; only "
+                                  f"objects stored in the file itself (hard links) are read")
         obj = obj[part]
     return obj
 
@@ -940,22 +1043,29 @@ def _h5_read(h5py, dataset, pt_name, transpose, limits):
     if chunk > max(nbytes, 1 << 20):
         raise CheckpointError(f"{path}: {name!r} declares chunks of {chunk} bytes for {nbytes} "
                               f"bytes of data; refused")
-    check_inflation(path, name, nbytes, dataset.id.get_storage_size())
+    check_inflation(path, name, nbytes, _h5_stored_bytes(dataset, nbytes, chunk, path))
     limits.charge(nbytes, f"dataset {name!r}")
     return dataset[()]
 
 
-def _keras_strings(obj, name):
-    """A Keras list attribute (str or bytes); over 64 KB Keras splits it into name0, name1..."""
-    if name in obj.attrs:
-        chunks = [obj.attrs[name]]
-    else:
-        chunks = []
-        while f"{name}{len(chunks)}" in obj.attrs:
-            chunks.append(obj.attrs[f"{name}{len(chunks)}"])
-    # an empty list is stored as an empty float array
-    return [s.decode("utf8") if isinstance(s, bytes) else str(s)
-            for chunk in chunks for s in np.atleast_1d(chunk)]
+def _h5_stored_bytes(dataset, nbytes, chunk, path):
+    """The bytes a dataset really has in the file. Chunked: every chunk inside the file and
+    no two overlapping, summed from their extents (HDF5's get_storage_size adds the sizes the
+    chunk index claims, which a writer can inflate so that chunks overlap)."""
+    if not dataset.chunks:
+        return dataset.id.get_storage_size()
+    count = dataset.id.get_num_chunks()
+    if count > nbytes // max(chunk, 1) + 1 + (1 << 16):
+        raise CheckpointError(f"{path}: {dataset.name!r} lists {count} chunks for {nbytes} bytes")
+    extents = sorted((info.byte_offset, info.size)
+                     for info in map(dataset.id.get_chunk_info, range(count)))
+    end, file_size = 0, os.path.getsize(path)
+    for offset, size in extents:
+        if offset < end or offset + size > file_size:
+            raise CheckpointError(f"{path}: {dataset.name!r} has chunks that overlap or run past "
+                                  f"the end of the file; refused")
+        end = offset + size
+    return sum(size for _, size in extents)
 
 
 # ======================================================================== flax_model.msgpack
@@ -978,9 +1088,18 @@ def read_flax_msgpack(path, limits=None) -> Dict[str, np.ndarray]:
     limits = limits or ReadLimits.for_file(path)
     with open(path, "rb") as f:
         data = f.read()
+    maps = [0]
+
+    def count_map(d):  # every map, counted as it is built: a 10 MB file can hold 10**7 of them
+        maps[0] += 1
+        if maps[0] > 4 * limits.max_tensors:  # a params tree has a map or two per tensor
+            raise CheckpointError(f"{path} holds more than {4 * limits.max_tensors} maps, far "
+                                  f"more than a params tree of {limits.max_tensors} tensors")
+        return d
     try:
         tree = msgpack.unpackb(data, ext_hook=lambda code, payload: _flax_array(
-            msgpack, code, payload, limits), raw=False, strict_map_key=False)
+            msgpack, code, payload, limits), raw=False, strict_map_key=False,
+            object_hook=count_map, max_array_len=MAX_DIMS, max_map_len=limits.max_tensors)
         if not isinstance(tree, dict):
             raise CheckpointError(f"{path} holds a msgpack {type(tree).__name__}, not the map of "
                                   f"params a FlaxRoberta* model saves")
@@ -996,7 +1115,8 @@ def read_flax_msgpack(path, limits=None) -> Dict[str, np.ndarray]:
 def _flax_array(msgpack, code, payload, limits):  # an ext type -> ndarray (a read-only view)
     if code != _FLAX_ARRAY:  # (flax's 2 and 3, complex numbers and scalars, are no params)
         raise CheckpointError(f"{limits.path}: msgpack ext type {code} is not a flax array")
-    shape, dtype, buffer = msgpack.unpackb(payload, raw=True)  # as flax reads it
+    shape, dtype, buffer = msgpack.unpackb(payload, raw=True,  # as flax reads it
+                                           max_array_len=MAX_DIMS, max_map_len=0)
     dtype = dtype.decode()
     if dtype == "bfloat16":  # flax's to_bf16 params; NumPy has no bfloat16
         limits.charge(2 * len(buffer), "a bfloat16 array as float32")
@@ -1020,6 +1140,6 @@ def _flax_leaves(tree, prefix, limits):  # -> (key path, array) for every leaf
         elif isinstance(value, np.ndarray):
             yield keys, value
         else:
-            raise CheckpointError(f"{path}: {'/'.join(keys)} is not an array but "
-                                  f"{type(value).__name__} {value!r:.40}: not a FlaxRoberta* "
+            raise CheckpointError(f"{path}: {'/'.join(keys)[:200]} is not an array but "
+                                  f"{type(value).__name__} {short(value)}: not a FlaxRoberta* "
                                   f"checkpoint")

@@ -10,6 +10,7 @@ import json
 import os
 import pickle
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ import pytest
 
 from hostile_files import tensor_opcodes, torch_pickle, write_bin, zeros_stream
 from minirobera import checkpoint, modeling
-from minirobera.checkpoint import CheckpointError, read_torch_bin, read_weights
+from minirobera.checkpoint import CheckpointError, read_torch_bin, read_weights, save_safetensors
 from minirobera.config import ConfigError, RobertaConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -447,3 +448,216 @@ def test_pickle_larger_than_a_state_dict_needs_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"pytorch_model.bin.*truncated") as e:
         read_torch_bin(tmp_path / "pytorch_model.bin")
     assert "MemoryError" not in str(e.value)
+
+
+# ------------------------------------------- what a red-team review found past the issue
+# Each of these beat an earlier version of the readers (reproducers by a review of the
+# hardened code): a small file that hung, crashed, or allocated GBs before any check.
+
+def _shared_tuple(levels):
+    """Pickle opcodes of a tuple holding the same tuple twice, `levels` deep, through the
+    memo: O(levels) bytes, 2**levels leaves to hash() or repr()."""
+    ops = b")r" + struct.pack("<I", 0) + b"0"  # EMPTY_TUPLE, LONG_BINPUT 0, POP
+    for i in range(levels):
+        get = b"j" + struct.pack("<I", i)  # LONG_BINGET i
+        ops += get + get + b"\x86r" + struct.pack("<I", i + 1) + b"0"  # TUPLE2, PUT, POP
+    return ops + b"j" + struct.pack("<I", levels)
+
+
+def _refused_isolated(tmp_path, payload, match, storages=None):
+    path = write_bin(tmp_path / "pytorch_model.bin", payload, storages or {"0": bytes(16)})
+    name, message, mb, seconds = isolated(
+        f"call = lambda: minirobera.checkpoint.read_weights({str(path)!r})")
+    assert name == "CheckpointError" and match in message, (name, message[:300])
+    assert mb < 200 and seconds < 1.0, (mb, seconds)
+
+
+def test_tuple_key_shared_at_every_level_is_refused_before_hashing(tmp_path):
+    _refused_isolated(tmp_path, b"\x80\x02}" + _shared_tuple(64)
+                      + tensor_opcodes("0", 4, 0, (4,), (1,)) + b"s.", "as a dict key")
+
+
+def test_tuple_key_nested_deeper_than_the_c_stack_is_refused(tmp_path):
+    # ) then TUPLE1 200,000 times: hashing it overflowed CPython's C stack (SIGSEGV)
+    _refused_isolated(tmp_path, b"\x80\x02}" + b")" + b"\x85" * 200_000 + b"K\x01s.",
+                      "as a dict key")
+
+
+def test_tuple_size_shared_at_every_level_is_refused_without_repr(tmp_path):
+    payload = (b"\x80\x02}" + torch_pickle({})[3:-1] + b"X\x01\x00\x00\x00w"
+               + b"ctorch._utils\n_rebuild_tensor_v2\n(" + tensor_opcodes("0", 4, 0, (4,), (1,))
+               .split(b"ctorch._utils\n_rebuild_tensor_v2\n(")[1].split(b"\x8a\x01\x00(")[0]
+               + b"\x8a\x01\x00(" + _shared_tuple(64) + b"t(\x8a\x01\x01t\x89"
+               + b"ccollections\nOrderedDict\n)Rt" + b"Rs.")
+    _refused_isolated(tmp_path, payload, "declares shape")
+
+
+def test_a_million_element_size_list_is_refused_before_copying(tmp_path):
+    # one memoised list of a million zeros as size and stride of 150 tensors
+    zeros = b"]r" + struct.pack("<I", 0) + b"(" + b"K\x00" * 1_000_00 + b"e0"
+    body = b"".join(_str_op(f"t{i}") + b"ctorch._utils\n_rebuild_tensor_v2\n(" + _pid()
+                    + b"K\x00j\x00\x00\x00\x00j\x00\x00\x00\x00\x89ccollections\nOrderedDict\n)"
+                      b"RtRs" for i in range(150))
+    _refused_isolated(tmp_path, b"\x80\x02" + zeros + b"}" + body + b".", "at most 8 dimensions")
+
+
+def _str_op(s):
+    return b"X" + struct.pack("<I", len(s)) + s.encode()
+
+
+def _pid(key="0", numel=4):
+    return (b"(" + _str_op("storage") + b"ctorch\nFloatStorage\n" + _str_op(key) + _str_op("cpu")
+            + b"\x8a\x01" + bytes([numel]) + b"tQ")
+
+
+def test_a_pickle_of_sets_is_refused(tmp_path):
+    _refused_isolated(tmp_path, b"\x80\x04}" + b"\x8f0" * 100_000 + b".", "builds a set")
+
+
+def test_a_pickle_over_the_limit_is_refused_unparsed(tmp_path):
+    # a million EMPTY_DICT + POP in a deflated data.pkl of a few KB: past PICKLE_LIMIT
+    _refused_isolated(tmp_path, b"\x80\x02}" + b"}0" * 1_000_000 + b".", "truncated")
+
+
+def test_hundreds_of_thousands_of_names_for_one_tensor_are_refused(tmp_path):
+    tensor = tensor_opcodes("0", 4, 0, (4,), (1,)) + b"r" + struct.pack("<I", 0)
+    names = b"".join(_str_op(f"n{i}") + b"j" + struct.pack("<I", 0) for i in range(30_000))
+    _refused_isolated(tmp_path, b"\x80\x02}" + _str_op("first") + tensor + b"s(" + names + b"u.",
+                      "entries in its state dict")
+
+
+def test_zip_member_whose_compress_size_lies_is_refused_while_inflating(tmp_path):
+    numel = (1 << 28) // 4  # 256 MiB of zeros, deflated to ~256 KB
+    path = write_bin(tmp_path / "pytorch_model.bin",
+                     torch_pickle({"w": tensor_opcodes("0", numel, 0, (numel,), (1,))}),
+                     {"0": zeros_stream(1 << 28)}, compress=True)
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x01\x02")  # the last central-directory entry: archive/data/0
+    assert data[at + 46:at + 46 + 14] == b"archive/data/0"
+    struct.pack_into("<I", data, at + 20, 1 << 28)  # compress_size: "it is not compressed"
+    path.write_bytes(bytes(data))
+    limits = checkpoint.ReadLimits(path, budget=1 << 30, expected=lambda name: None,
+                                   largest=1 << 28)  # a config that would justify the size
+    t = time.perf_counter()
+    with pytest.raises(CheckpointError, match="inflates past 16x the"):
+        read_torch_bin(path, limits)
+    assert time.perf_counter() - t < 1.0
+
+
+def test_a_fresh_head_no_file_justifies_is_refused(tmp_path):
+    config = {"model_type": "roberta", "vocab_size": 2, "hidden_size": 24000,
+              "num_attention_heads": 1, "intermediate_size": 4, "num_hidden_layers": 0,
+              "max_position_embeddings": 3}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    save_safetensors({"embeddings.word_embeddings.weight": np.zeros((2, 24000), np.float32),
+                      "embeddings.position_embeddings.weight": np.zeros((3, 24000), np.float32),
+                      "embeddings.token_type_embeddings.weight": np.zeros((1, 24000), np.float32),
+                      "embeddings.LayerNorm.weight": np.ones(24000, np.float32),
+                      "embeddings.LayerNorm.bias": np.zeros(24000, np.float32)},
+                     tmp_path / "model.safetensors")
+    with pytest.raises(CheckpointError, match=r"would initialise 2304\d+ bytes of weights the "
+                                              r"checkpoint does not hold"):
+        modeling.RobertaForMaskedLM.from_pretrained(tmp_path)  # lm_head.dense: [D, D] fresh
+
+
+def test_one_key_at_layer_999999999_does_not_make_a_billion_layers(tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(MLM / "safetensors", folder)
+    tensors = dict(checkpoint.read_safetensors(folder / "model.safetensors"))
+    tensors["roberta.encoder.layer.999999999.output.LayerNorm.bias"] = np.zeros(8, np.float32)
+    save_safetensors(tensors, folder / "model.safetensors")
+    config = json.loads(CONFIG.read_text())
+    config["num_hidden_layers"] = 1_000_000_000
+    (folder / "config.json").write_text(json.dumps(config))
+    t = time.perf_counter()
+    with pytest.raises(CheckpointError, match="It holds 2 encoder layers, not 1000000000"):
+        modeling.RobertaForMaskedLM.from_pretrained(folder)
+    assert time.perf_counter() - t < 1.0
+
+
+@pytest.mark.parametrize("shape", [[0, 2 ** 62], [0] * 65, [0, 2 ** 64 - 1]])
+def test_empty_safetensors_tensor_of_absurd_shape_is_refused(tmp_path, shape):
+    header = json.dumps({"w": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}).encode()
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header)
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        read_weights(tmp_path / "model.safetensors")
+
+
+def test_h5_names_sharing_one_huge_heap_string_are_never_read(tmp_path):
+    """Keras' name lists are variable-length strings; 300 of them naming one 2 MB heap string
+    is 600 MB to read, all of it before anything can check. The reader walks the groups by
+    hard links instead and never reads those attributes."""
+    h5py = needs_h5py()
+    path, big, n = tmp_path / "tf_model.h5", 2 << 20, 300
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = np.array(["A" * big] + ["b%05d" % i for i in range(1, n)],
+                                          dtype=h5py.string_dtype())
+    data = bytearray(path.read_bytes())
+    start = next(i for i in range(len(data) - 32) if data[i:i + 4] == struct.pack("<I", big)
+                 and struct.unpack_from("<I", data, i + 16)[0] == 6)
+    for i in range(1, n):  # every element now names the 2 MB heap string: 600 MB to read
+        data[start + 16 * i:start + 16 * (i + 1)] = data[start:start + 16]
+    path.write_bytes(bytes(data))
+    name, message, mb, seconds = isolated(f"""
+        def call():
+            assert minirobera.checkpoint.read_weights({str(path)!r}) == {{}}  # no layer group
+    """)
+    assert name is None and mb < 50 and seconds < 1.0, (name, message, mb, seconds)
+
+
+def test_h5_chunks_that_claim_more_than_they_hold_are_refused(tmp_path):
+    h5py = needs_h5py()
+    rows, width, window = 256, 1024, 128 << 10
+    stream = zlib.compress(bytes(rows * width * 4), 9)
+    name = "tf_roberta_model/roberta/embeddings/word_embeddings/weight:0"
+
+    def write(f, group, n):
+        d = group.create_dataset(n, shape=(rows * 64, width), dtype="<f4", chunks=(rows, width),
+                                 compression="gzip")
+        for i in range(64):
+            d.id.write_direct_chunk((i * rows, 0), stream if i < 63 else stream + bytes(window))
+    path = keras_h5(tmp_path / "tf_model.h5", write, name=name)
+    data = bytearray(path.read_bytes())
+    for i in range(63):  # each chunk's index entry now claims 128 KB (v1 B-tree chunk keys)
+        key = struct.pack("<II", len(stream), 0) + struct.pack("<QQQ", i * rows, 0, 0)
+        struct.pack_into("<I", data, data.find(key), window)
+    path.write_bytes(bytes(data))
+    with h5py.File(path) as f:  # HDF5 itself believes the index
+        assert f["embeddings"][name].id.get_storage_size() > 63 * window
+    limits = checkpoint.ReadLimits(path, budget=1 << 30, expected=lambda n: None, largest=1 << 28)
+    with pytest.raises(CheckpointError, match="chunks that overlap"):
+        checkpoint.read_tf_h5(path, limits)
+
+
+def test_h5_layer_listed_many_times_is_read_once(tmp_path):
+    h5py = needs_h5py()
+    path = keras_h5(tmp_path / "tf_model.h5", lambda f, g, n: g.create_dataset(
+        n, data=np.arange(8, dtype=np.float32)))
+    with h5py.File(path, "a") as f:  # Keras' list names the group 4,000 times (once took 2 s)
+        f.attrs["layer_names"] = np.array([b"embeddings"] * 4_000)
+    t = time.perf_counter()
+    out = read_weights(path)
+    assert time.perf_counter() - t < 1.0
+    assert list(out) == ["roberta.embeddings.LayerNorm.bias"]
+    assert out["roberta.embeddings.LayerNorm.bias"].tolist() == list(range(8))
+
+
+def test_h5_objects_past_the_count_are_refused(tmp_path):
+    h5py = needs_h5py()
+
+    def many(f, group, name):
+        for i in range(25_000):
+            group.create_group(f"g{i}")
+    path = keras_h5(tmp_path / "tf_model.h5", many)
+    with pytest.raises(CheckpointError, match="HDF5 objects"):
+        read_weights(path)
+
+
+def test_msgpack_of_ten_million_maps_is_refused_while_unpacking(tmp_path):
+    msgpack = pytest.importorskip("msgpack")
+    path = tmp_path / "flax_model.msgpack"
+    n = 2_000_000  # {"0": {}, "1": {}, ...}: a map of maps, 4 bytes each
+    body = b"".join(msgpack.packb(str(i)) + b"\x80" for i in range(n))
+    path.write_bytes(b"\xdf" + struct.pack(">I", n) + body)
+    assert_refused_cheaply(f"call = lambda: minirobera.checkpoint.read_weights({str(path)!r})",
+                           "flax_model.msgpack", attack_mb=400)
