@@ -41,6 +41,7 @@ import collections
 import copy
 import fnmatch
 import importlib
+import io
 import json
 import os
 import pickle
@@ -691,26 +692,16 @@ _RestrictedUnpickler.dispatch = {**pickle._Unpickler.dispatch,
                                  pickle.FROZENSET[0]: _no_sets, pickle.ADDITEMS[0]: _no_sets}
 
 
-class _BoundedReader:
-    """A file-like over `raw` that gives the unpickler at most `limit` bytes in all, so no
-    length a pickle declares (BINBYTES8 of 2**40 ...) is ever read or allocated."""
-
-    def __init__(self, raw, limit, path):
-        self.raw, self.left, self.path = raw, limit, path
-
-    def read(self, n=-1):
-        n = self.left if n is None or n < 0 else min(n, self.left)
-        data = self.raw.read(n)
-        self.left -= len(data)
-        return data
-
-    def readline(self):
-        line = self.raw.readline(self.left)
-        self.left -= len(line)
-        if not self.left and not line.endswith(b"\n"):
-            raise CheckpointError(f"{self.path}: its pickle runs past {PICKLE_LIMIT} bytes, far "
-                                  f"more than a state dict needs; refused")
-        return line
+def _pickle_bytes(stream, path, legacy=False) -> io.BytesIO:
+    """The pickle part of a torch file, read whole into memory but never more than
+    PICKLE_LIMIT bytes of it: no length a pickle declares (BINBYTES8 of 2**40 ...) is then
+    ever read or allocated, and the unpickler reads from memory, not a byte at a time from
+    a zip member. A legacy file's five pickles come first, then the storages' bytes."""
+    data = stream.read(PICKLE_LIMIT + 1)
+    if len(data) > PICKLE_LIMIT and not legacy:
+        raise CheckpointError(f"{path}: its pickle runs past {PICKLE_LIMIT} bytes, far more than "
+                              f"a state dict needs; refused")
+    return io.BytesIO(data[:PICKLE_LIMIT])
 
 
 def read_torch_bin(path, limits=None) -> Dict[str, np.ndarray]:
@@ -789,7 +780,7 @@ def _read_zip_bin(path, unpickler):
         root = pkl[0][:-len("data.pkl")]
         storages = {}
         with z.open(pkl[0]) as stream:
-            tree = unpickler(_BoundedReader(stream, PICKLE_LIMIT, path), path, storages).load()
+            tree = unpickler(_pickle_bytes(stream, path), path, storages).load()
         big = (root + "byteorder" in z.namelist()
                and z.open(root + "byteorder").read(8).strip() == b"big")
 
@@ -832,7 +823,7 @@ def _zip_storage(z, path, name, raw, numel, limits):
 def _read_legacy_bin(path, unpickler):
     storages = {}
     with open(path, "rb") as raw_file:
-        f = _BoundedReader(raw_file, min(PICKLE_LIMIT, os.path.getsize(path)), path)
+        f = _pickle_bytes(raw_file, path, legacy=True)
         for expected in (_LEGACY_MAGIC, _LEGACY_PROTOCOL):
             if unpickler(f, path, storages).load() != expected:
                 raise CheckpointError(f"{path} is neither a zip nor a legacy torch checkpoint "
@@ -840,7 +831,7 @@ def _read_legacy_bin(path, unpickler):
         sys_info = unpickler(f, path, storages).load()
         tree = unpickler(f, path, storages).load()
         keys = unpickler(f, path, storages).load()
-        offset = raw_file.tell()
+        offset = f.tell()  # where the pickles end in the file: the storages follow
     if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
         raise CheckpointError(f"{path}: big-endian legacy checkpoints are not supported")
     if not isinstance(keys, list) or set(keys) - set(storages):

@@ -448,6 +448,10 @@ def test_pickle_larger_than_a_state_dict_needs_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=r"pytorch_model.bin.*truncated") as e:
         read_torch_bin(tmp_path / "pytorch_model.bin")
     assert "MemoryError" not in str(e.value)
+    write_bin(tmp_path / "pytorch_model.bin", payload, {}, legacy=True)
+    with pytest.raises(CheckpointError, match=r"pytorch_model.bin.*truncated") as e:
+        read_torch_bin(tmp_path / "pytorch_model.bin")
+    assert "MemoryError" not in str(e.value)
 
 
 # ------------------------------------------- what a red-team review found past the issue
@@ -515,8 +519,8 @@ def test_a_pickle_of_sets_is_refused(tmp_path):
 
 
 def test_a_pickle_over_the_limit_is_refused_unparsed(tmp_path):
-    # a million EMPTY_DICT + POP in a deflated data.pkl of a few KB: past PICKLE_LIMIT
-    _refused_isolated(tmp_path, b"\x80\x02}" + b"}0" * 1_000_000 + b".", "truncated")
+    # a million EMPTY_DICT + POP: past PICKLE_LIMIT, refused before a single opcode runs
+    _refused_isolated(tmp_path, b"\x80\x02}" + b"}0" * 1_000_000 + b".", "runs past 524288 bytes")
 
 
 def test_hundreds_of_thousands_of_names_for_one_tensor_are_refused(tmp_path):
