@@ -739,24 +739,23 @@ def _metadata(resp: requests.Response, location: str, target: _Target) -> FileMe
 
 def _checked_commit(value: str, url: str) -> str:
     """X-Repo-Commit as sent, if it is a commit hash (it becomes a folder name in the cache)."""
-    if _COMMIT.fullmatch(value):
-        return value
-    raise HubProtocolError(f"the answer for {url} carries an invalid X-Repo-Commit {_shown(value)}: "
-                           f"a commit hash is 40 hexadecimal digits (0-9, a-f). Refused; nothing "
-                           f"was written to the cache. Check HF_ENDPOINT and any proxy between you "
-                           f"and the hub.")
+    return _checked(value, _COMMIT, url, "X-Repo-Commit", "a commit hash is 40 hexadecimal "
+                    "digits (0-9, a-f)")
 
 
 def _checked_etag(value: str, url: str) -> str:
     """The normalised ETag, if it is a plain file name (it names the blob in the cache)."""
-    if _ETAG.fullmatch(value):
+    return _checked(value, _ETAG, url, "ETag", f"the cached file is named after it, so it must "
+                    f"be 1 to {MAX_ETAG_CHARS} ASCII letters, digits, '.', '_' or '-', starting "
+                    f"with a letter or digit (the hub sends a 40- or 64-digit hash)")
+
+
+def _checked(value: str, pattern, url: str, header: str, rule: str) -> str:
+    if pattern.fullmatch(value):
         return value
-    raise HubProtocolError(f"the answer for {url} carries an invalid ETag {_shown(value)}: the "
-                           f"cached file is named after it, so it must be 1 to {MAX_ETAG_CHARS} "
-                           f"ASCII letters, digits, '.', '_' or '-', starting with a letter or "
-                           f"digit (the hub sends a 40- or 64-digit hash). Refused; nothing was "
-                           f"written to the cache. Check HF_ENDPOINT and any proxy between you "
-                           f"and the hub.")
+    raise HubProtocolError(f"the answer for {url} carries an invalid {header} {_shown(value)}: "
+                           f"{rule}. Refused; nothing was written to the cache. Check "
+                           f"HF_ENDPOINT and any proxy between you and the hub.")
 
 
 def _check_identity(resp: requests.Response, where: str) -> None:

@@ -43,7 +43,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 from urllib.parse import quote, unquote, urlsplit
 
-import pytest
+try:  # the server itself needs no pytest (a notebook or a script can start one); the
+    import pytest  # `hub_server` fixture below does
+except ImportError:
+    pytest = None
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -430,8 +433,42 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise
 
 
-@pytest.fixture
-def hub_server():
+def _hub_server():
     """A running HubServer, stopped after the test."""
     with HubServer() as server:
         yield server
+
+
+hub_server = pytest.fixture(_hub_server, name="hub_server") if pytest else None
+
+# What a hub test clears, so that no setting from outside the test reaches the client.
+HUB_ENV_VARS = ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+                "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME",
+                "HF_HUB_DISABLE_PROGRESS_BARS", "MINIROBERA_MAX_DOWNLOAD_BYTES",
+                "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT")
+
+
+def use_hub(monkeypatch, tmp_path, server, repo_id, files):
+    """Point the client at `server` (HF_ENDPOINT), its cache into tmp_path (HF_HOME), with
+    nothing set from outside and no waiting between retries; serve `files` as `repo_id`."""
+    from minirobera import hub
+
+    for name in HUB_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(hub, "BACKOFF_SECONDS", 0.001)  # retries stay, the waiting goes
+    server.add_repo(repo_id, files)
+    return server
+
+
+def repo_dir(tmp_path, repo_id):
+    """The cache folder of repo_id under use_hub's HF_HOME."""
+    from minirobera import hub
+
+    return tmp_path / "home" / "hub" / hub.repo_folder_name(repo_id)
+
+
+def tree(folder) -> set:
+    """Every file and symlink under folder, as relative paths."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink()}

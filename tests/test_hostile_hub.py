@@ -27,7 +27,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # hub_server.py is a plain helper module beside us
-from hub_server import default_lfs, git_blob_sha1, hub_server, sha256  # noqa: E402,F401 (fixture)
+import hub_server as hub_server_module  # noqa: E402
+from hub_server import default_lfs, git_blob_sha1, hub_server, sha256, tree, use_hub  # noqa: E402,F401 (fixture)
 
 from minirobera import hub  # noqa: E402
 
@@ -46,25 +47,11 @@ READ_BOUND = 64 << 20      # what the server may get rid of before the client ha
 @pytest.fixture(autouse=True)
 def hub_env(monkeypatch, tmp_path, hub_server):
     """HF_ENDPOINT at the fake hub, HF_HOME in tmp_path, no setting from outside."""
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                 "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME",
-                 "HF_HUB_DISABLE_PROGRESS_BARS", "MINIROBERA_MAX_DOWNLOAD_BYTES",
-                 "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(hub, "BACKOFF_SECONDS", 0.001)  # retries stay, the waiting goes
-    hub_server.add_repo(REPO, FILES)
-    return hub_server
+    return use_hub(monkeypatch, tmp_path, hub_server, REPO, FILES)
 
 
 def repo_dir(tmp_path, repo_id=REPO) -> Path:
-    return tmp_path / "home" / "hub" / hub.repo_folder_name(repo_id)
-
-
-def tree(folder: Path) -> set:
-    """Every file and symlink under folder, as relative paths."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+    return hub_server_module.repo_dir(tmp_path, repo_id)
 
 
 _LAYOUT = re.compile(r"refs/.+|blobs/[A-Za-z0-9][\w.-]*|snapshots/[0-9a-f]{40}/.+"

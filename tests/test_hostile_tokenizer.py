@@ -303,12 +303,18 @@ ROBERTA_JSON_CASES = [
 
 @pytest.mark.parametrize("name, mutate, words, skip", ROBERTA_JSON_CASES)
 def test_hostile_roberta_json_field(small_roberta, tmp_path, name, mutate, words, skip):
-    folder = _copy(small_roberta, tmp_path / "tok", skip)
+    _assert_json_field_refused(RobertaTokenizer, _copy(small_roberta, tmp_path / "tok", skip),
+                               name, mutate, words)
+
+
+def _assert_json_field_refused(cls, folder, name, mutate, words):
+    """cls.from_pretrained on `folder` with its JSON file `name` mutated: a TokenizerFileError
+    whose message starts with the file and holds each of `words`."""
     data = json.loads((folder / name).read_text(encoding="utf-8"))
     mutate(data)
     (folder / name).write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(TokenizerFileError) as err:
-        RobertaTokenizer.from_pretrained(folder)
+        cls.from_pretrained(folder)
     message = str(err.value)
     assert message.startswith(str(folder / name) + ": "), message
     for word in words:
@@ -395,16 +401,8 @@ XLMR_JSON_CASES = [
 @pytest.mark.parametrize("name, mutate, words", XLMR_JSON_CASES,
                          ids=[f"{n}:{w[0]}:{i}" for i, (n, _, w) in enumerate(XLMR_JSON_CASES)])
 def test_hostile_xlmr_json_field(xlmr_json, tmp_path, name, mutate, words):
-    folder = _copy(xlmr_json, tmp_path / "tok")
-    data = json.loads((folder / name).read_text(encoding="utf-8"))
-    mutate(data)
-    (folder / name).write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(TokenizerFileError) as err:
-        XLMRobertaTokenizer.from_pretrained(folder)
-    message = str(err.value)
-    assert message.startswith(str(folder / name) + ": "), message
-    for word in words:
-        assert word in message, message
+    _assert_json_field_refused(XLMRobertaTokenizer, _copy(xlmr_json, tmp_path / "tok"), name,
+                               mutate, words)
 
 
 def test_tokenizer_class_from_hostile_config(tmp_path):

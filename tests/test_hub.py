@@ -20,7 +20,8 @@ from types import SimpleNamespace
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # hub_server.py is a plain helper module beside us
-from hub_server import git_blob_sha1, hub_server, sha256  # noqa: E402,F401 (fixture)
+import hub_server as hub_server_module  # noqa: E402
+from hub_server import git_blob_sha1, hub_server, sha256, tree, use_hub  # noqa: E402,F401 (fixture)
 
 from minirobera import hub  # noqa: E402
 
@@ -33,25 +34,12 @@ FILES = {"config.json": CONFIG, "model.safetensors": WEIGHTS, "sub/notes.txt": N
 
 @pytest.fixture(autouse=True)
 def hub_env(monkeypatch, tmp_path, hub_server):
-    """HF_ENDPOINT at the fake hub, HF_HOME in tmp_path, no token or offline flag from outside."""
-    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                 "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "XDG_CACHE_HOME",
-                 "HF_HUB_DISABLE_PROGRESS_BARS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HF_ENDPOINT", hub_server.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(hub, "BACKOFF_SECONDS", 0.001)  # retries stay, the waiting goes
-    hub_server.add_repo(REPO, FILES)
-    return hub_server
+    """HF_ENDPOINT at the fake hub, HF_HOME in tmp_path, no setting from outside."""
+    return use_hub(monkeypatch, tmp_path, hub_server, REPO, FILES)
 
 
 def repo_dir(tmp_path, repo_id=REPO) -> Path:
-    return tmp_path / "home" / "hub" / hub.repo_folder_name(repo_id)
-
-
-def tree(folder: Path) -> set:
-    """Every file and symlink under folder, as relative paths."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+    return hub_server_module.repo_dir(tmp_path, repo_id)
 
 
 def closed_port_url() -> str:
