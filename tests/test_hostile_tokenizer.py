@@ -134,6 +134,15 @@ SPM_CASES = {
     "message-cut-short": (lambda p, c: _model_bytes(p, c)[:-7], ["cut short"]),
     "no-pieces": (lambda p, c: _field(2, 2, _field(3, 0, 1)), ["pieces", "missing"]),
     "wire-type-7": (lambda p, c: b"\x0f" + _model_bytes(p, c), ["wire type 7"]),
+    # sentencepiece refuses both: "piece must not be empty", "... is already defined"
+    "piece-empty": (lambda p, c: _model_bytes(p[:5] + [(b"", -1.0, 1)] + p[6:], c),
+                    ["piece 5", "is empty"]),
+    "piece-repeated": (lambda p, c: _model_bytes(p[:5] + [p[4]] + p[6:], c),
+                       ["piece 5", "repeats piece 4"]),
+    # the red team's file: 2 M empty, identical pieces (4 MB) loaded as a 2,000,008-piece
+    # vocab (+464 MB, 5-10 s)
+    "two-million-empty-pieces": (lambda p, c: _model_bytes(p[:6], c) + b"\x0a\x00" * 2_000_000,
+                                 ["piece 6", "is empty"]),
 }
 
 
@@ -149,6 +158,83 @@ def test_hostile_sentencepiece_model(spm, tmp_path, case):
     assert str(folder / "sentencepiece.bpe.model") in message
     for word in words:
         assert word in message, message
+
+
+def test_piece_count_bounded(spm, tmp_path, monkeypatch):
+    """More than MAX_PIECES pieces is refused as soon as the next one is read (the bound is
+    lowered here so the test stays small); exactly MAX_PIECES still loads."""
+    import minirobera.sentencepiece as sentencepiece
+    assert sentencepiece.MAX_PIECES == 1_000_000  # XLM-R has 250,002
+    pieces, charsmap = spm
+    monkeypatch.setattr(sentencepiece, "MAX_PIECES", len(pieces))
+    assert len(read_model_proto(_model_bytes(pieces, charsmap)).pieces) == len(pieces)
+    folder = _spm_folder(tmp_path, _model_bytes(pieces + [(b"zz", -1.0, 1)], charsmap))
+    with pytest.raises(TokenizerFileError, match=f"pieces are more than {len(pieces):,}"):
+        XLMRobertaTokenizer.from_pretrained(folder)
+
+
+def test_long_piece_does_not_slow_viterbi(spm, tmp_path):
+    """One 100,000-character piece made every word cost len(word) * 100,000 slices (a
+    3000-character word took seconds); the prefix search stops where no piece continues.
+    The long piece is still a piece, with its own id."""
+    pieces, charsmap = spm
+    long_piece = "y" * 100_000
+    folder = _spm_folder(tmp_path, _model_bytes(pieces + [(long_piece.encode(), -1.0, 1)],
+                                                charsmap))
+    tok = XLMRobertaTokenizer.from_pretrained(folder)
+    plain = XLMRobertaTokenizer.from_pretrained(SPM_FIXTURE.parent)
+    word = "x" * 3000
+    start = time.perf_counter()
+    ids = tok(word)["input_ids"]
+    assert time.perf_counter() - start < 1.0
+    assert ids == plain(word)["input_ids"]
+    assert tok.convert_tokens_to_ids(long_piece) == tok.vocab_size - 2  # before <mask>
+
+
+def _viterbi_every_slice(model, word):
+    """The Viterbi of UnigramModel.encode_word without the prefix search (every slice up to
+    the longest piece tried), for the equality test below."""
+    n, longest = len(word), max(len(p) for p, _ in model.vocab)
+    best, back = [0.0] * (n + 1), [None] * (n + 1)
+    unk = model.min_score - 10.0
+    for start in range(n):
+        single = False
+        for stop in range(start + 1, min(n, start + longest) + 1):
+            score = model.scores.get(word[start:stop])
+            if score is None:
+                continue
+            if back[stop] is None or best[start] + score > best[stop]:
+                best[stop] = best[start] + score
+                back[stop] = (start, model.token_to_id[word[start:stop]])
+            single = single or stop == start + 1
+        if not single and (back[start + 1] is None or best[start] + unk > best[start + 1]):
+            best[start + 1], back[start + 1] = best[start] + unk, (start, model.unk_id)
+    out, stop = [], n
+    while stop > 0:
+        start, i = back[stop]
+        if i == model.unk_id and out and out[-1][0] == model.unk_id:
+            out[-1] = (i, start, out[-1][2])
+        else:
+            out.append((i, start, stop))
+        stop = start
+    out.reverse()
+    return [(model.token_to_id.get(word[s:e], i) if i == model.unk_id else i, s, e)
+            for i, s, e in out]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prefix_search_viterbi_equals_every_slice(seed):
+    """Random vocabs over a 3-letter alphabet (pieces sharing long prefixes, gaps where no
+    piece continues, ties): the prefix search finds exactly the segmentation of trying every
+    slice."""
+    from minirobera.sentencepiece import UnigramModel
+    rng = random.Random(seed)
+    pieces = {"".join(rng.choice("abc") for _ in range(rng.randint(1, 7))) for _ in range(40)}
+    vocab = [("<unk>", 0.0)] + [(p, -float(rng.randint(1, 6))) for p in sorted(pieces)]
+    model = UnigramModel(vocab, unk_id=0)
+    for _ in range(200):
+        word = "".join(rng.choice("abcd") for _ in range(rng.randint(1, 20)))
+        assert model.encode_word(word) == _viterbi_every_slice(model, word), word
 
 
 @pytest.mark.parametrize("where", ["length", "key"])
