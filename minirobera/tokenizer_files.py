@@ -4,7 +4,8 @@ Owns:
   * finding the files in a folder or hub repo (through hub.cached_file): vocab.json +
     merges.txt, or tokenizer.json alone, plus tokenizer_config.json / special_tokens_map.json;
   * the options read from them (special tokens with their flags, add_prefix_space,
-    trim_offsets, model_max_length, sides), and the ids tokenizer.json fixes for added tokens;
+    trim_offsets, model_max_length, sides), the ids tokenizer.json fixes for added tokens,
+    and every other added token it lists (with its flags), which is matched in text too;
   * writing all five files so the folder loads here and in transformers alike.
 
 Every file is untrusted input: a malformed field is a TokenizerFileError (a ValueError) that
@@ -291,10 +292,11 @@ def tokenizer_config(tok) -> dict:
 
 
 def added_tokens_json(tok) -> list:
-    """tokenizer.json's `added_tokens`: every special token with its id and flags, by id."""
-    added = [{"id": tok._added_ids[t.content], "content": t.content, "single_word": False,
-              "lstrip": t.lstrip, "rstrip": t.rstrip, "normalized": t.normalized,
-              "special": True} for t in tok._added.values()]
+    """tokenizer.json's `added_tokens`: every added token (the roles' and the others) with
+    its id and flags, by id."""
+    added = [{"id": tok._added_ids[t.content], "content": t.content,
+              "single_word": t.single_word, "lstrip": t.lstrip, "rstrip": t.rstrip,
+              "normalized": t.normalized, "special": t.special} for t in tok._added.values()]
     return sorted(added, key=lambda t: t["id"])
 
 
@@ -385,6 +387,10 @@ def _options_from_tokenizer_json(path: str) -> Tuple[dict, Dict[str, int]]:
     for role, content in default_names.items():
         if content in added:
             options[role] = _as_added_token(added[content])
+    # every entry is matched in text with its flags, as the reference does, not only the roles
+    roles = set(default_names.values())
+    options["added_tokens"] = [_as_added_token(entry) for content, entry in added.items()
+                               if content not in roles]
     pre = spec.get("pre_tokenizer") or {}
     post = spec.get("post_processor") or {}
     if pre.get("type") == "ByteLevel" and "add_prefix_space" in pre:  # (Metaspace has its own)

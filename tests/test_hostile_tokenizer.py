@@ -618,3 +618,117 @@ def test_constructor_refuses_empty_special_tokens(small_roberta, mask):
         RobertaTokenizer.from_pretrained(small_roberta, mask_token=mask)
     with pytest.raises(ValueError, match="mask_token must be a non-empty string"):
         XLMRobertaTokenizer.from_pretrained(SPM_FIXTURE.parent, mask_token=mask)
+
+
+# --- added tokens outside the seven roles (red team 16: silently misread) -------------------
+
+def _entry(id_, content, **flags):
+    entry = {"id": id_, "content": content, "single_word": False, "lstrip": False,
+             "rstrip": False, "normalized": False, "special": True}
+    return {**entry, **flags}
+
+
+def _with_added_tokens(folder: Path, first_id: int) -> Path:
+    """Append four added tokens to folder/tokenizer.json: a special one, a non-special one, a
+    single_word one and an lstrip + rstrip one (ids from first_id on)."""
+    path = folder / "tokenizer.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["added_tokens"] += [_entry(first_id, "<custom>"),
+                             _entry(first_id + 1, "plain", special=False, normalized=True),
+                             _entry(first_id + 2, "<sw>", single_word=True, special=False),
+                             _entry(first_id + 3, "<ls>", lstrip=True, rstrip=True)]
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+ADDED_TEXTS = ["a <custom> b", "xplain plain", "a<sw>b <sw> x <sw>", "a  <ls>  b",
+               "é<sw> _<sw> 1<sw> \u0301<sw> ·<sw> ²<sw>", "<custom><s> plain<mask>"]
+
+
+@pytest.fixture
+def roberta_added(tmp_path):
+    """The toy RoBERTa tokenizer from tokenizer.json alone, with the four added tokens."""
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    (tmp_path / "vocab.json").unlink()
+    (tmp_path / "merges.txt").unlink()
+    return _with_added_tokens(tmp_path, 262)
+
+
+def test_added_tokens_outside_the_roles_are_matched(roberta_added):
+    """Known answers, recorded from transformers 5.25 / tokenizers loading the same file (the
+    live comparison is the next test): "<custom>" was split by BPE into 8 ids; a single_word
+    token is not matched inside a word; decode(skip_special_tokens=True) drops special=True
+    added tokens and keeps the others."""
+    tok = RobertaTokenizer.from_pretrained(roberta_added)
+    enc = tok("a <custom> b", return_offsets_mapping=True)
+    assert enc["input_ids"] == [0, 69, 225, 262, 225, 70, 2]
+    assert enc["offset_mapping"] == [(0, 0), (0, 1), (2, 2), (2, 10), (11, 11), (11, 12), (0, 0)]
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "a  b"
+    assert tok("a<sw>b <sw> x <sw>")["input_ids"] == [0, 69, 32, 87, 91, 34, 70, 225, 264, 225,
+                                                      92, 225, 264, 2]
+    assert tok("a  <ls>  b")["input_ids"] == [0, 69, 265, 70, 2]
+    ids = tok("xplain plain")["input_ids"]
+    assert ids == [0, 92, 263, 225, 263, 2]
+    assert tok.decode(ids, skip_special_tokens=True) == "xplain plain"
+    assert tok.convert_ids_to_tokens([262], skip_special_tokens=True) == ["<custom>"]  # no role
+    assert len(tok) == 266 and tok.all_special_ids == [0, 2, 3, 1, 4]
+
+
+def test_added_tokens_survive_save_pretrained(roberta_added, tmp_path_factory):
+    tok = RobertaTokenizer.from_pretrained(roberta_added)
+    saved = tmp_path_factory.mktemp("saved")
+    tok.save_pretrained(saved)
+    again = RobertaTokenizer.from_pretrained(saved)  # vocab.json + merges.txt + tokenizer.json
+    written = json.loads((saved / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
+    assert written[-2] == _entry(264, "<sw>", single_word=True, special=False)
+    for text in ADDED_TEXTS:
+        assert again(text)["input_ids"] == tok(text)["input_ids"], text
+
+
+def _same_as_reference(ours, ref, text):
+    got, want = ours(text, return_offsets_mapping=True), ref(text, return_offsets_mapping=True)
+    assert got["input_ids"] == want["input_ids"], text
+    assert list(map(tuple, got["offset_mapping"])) == list(map(tuple, want["offset_mapping"]))
+    for skip in (False, True):
+        assert ours.decode(got["input_ids"], skip_special_tokens=skip) \
+            == ref.decode(want["input_ids"], skip_special_tokens=skip), text
+        assert ours.convert_ids_to_tokens(got["input_ids"], skip_special_tokens=skip) \
+            == ref.convert_ids_to_tokens(want["input_ids"], skip_special_tokens=skip), text
+
+
+def test_added_tokens_equal_transformers(roberta_added, tmp_path_factory):
+    """Live: ids, offsets, decode with and without skip_special_tokens, for the folder and for
+    what save_pretrained makes of it (loaded by transformers too)."""
+    transformers = pytest.importorskip("transformers")
+    saved = tmp_path_factory.mktemp("saved")
+    RobertaTokenizer.from_pretrained(roberta_added).save_pretrained(saved)
+    for folder in (roberta_added, saved):
+        ours = RobertaTokenizer.from_pretrained(folder)
+        ref = transformers.AutoTokenizer.from_pretrained(folder)
+        for text in ADDED_TEXTS:
+            _same_as_reference(ours, ref, text)
+
+
+@pytest.mark.parametrize("name", ["XLMRobertaTokenizer", "CamembertTokenizer"])
+def test_unigram_added_tokens_outside_the_roles(tmp_path, name):
+    """The same for XLM-R and CamemBERT (tokenizer.json route): recorded answers from
+    transformers 5.25, and the live comparison when transformers is installed."""
+    from minirobera.xlm_roberta import TOKENIZER_CLASSES
+    cls = TOKENIZER_CLASSES[name]
+    cls.from_pretrained(SPM_FIXTURE.parent).save_pretrained(tmp_path)
+    first = {"XLMRobertaTokenizer": 5002, "CamembertTokenizer": 5005}[name]
+    tok = cls.from_pretrained(_with_added_tokens(tmp_path, first))
+    enc = tok("Hello<custom>world plain", return_offsets_mapping=True)
+    assert enc["input_ids"][-4:-1] == [first, tok.convert_tokens_to_ids("▁world"), first + 1]
+    assert enc["offset_mapping"][-4:] == [(5, 13), (13, 18), (19, 24), (0, 0)]
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "Hello worldplain"
+    ids = tok("a<sw>b <sw> x <sw>")["input_ids"]
+    assert ids.count(first + 2) == 2
+    try:
+        import transformers
+    except ImportError:
+        return
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for text in ADDED_TEXTS:
+        _same_as_reference(tok, ref, text)
