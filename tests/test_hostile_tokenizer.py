@@ -732,3 +732,90 @@ def test_unigram_added_tokens_outside_the_roles(tmp_path, name):
     ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
     for text in ADDED_TEXTS:
         _same_as_reference(tok, ref, text)
+
+
+def _roberta_config_added(tmp_path, case):
+    """The toy RoBERTa tokenizer as vocab.json + merges.txt (no tokenizer.json), its extra
+    added tokens in tokenizer_config.json's added_tokens_decoder or in added_tokens.json."""
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    entries = [_entry(262, "<custom>"), _entry(263, "plain", special=False, normalized=True),
+               _entry(264, "<sw>", single_word=True, special=False)]
+    if case == "added_tokens_decoder":
+        config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config["added_tokens_decoder"] = {str(e.pop("id")): e for e in entries}
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    else:
+        (tmp_path / "added_tokens.json").write_text(
+            json.dumps({e["content"]: e["id"] for e in entries}), encoding="utf-8")
+    return tmp_path
+
+
+# recorded from transformers 5.25 on the folders _roberta_config_added makes: added_tokens.json
+# carries no flags, so there <custom> is not special (decode keeps it) and <sw> is not
+# single_word (matched inside "a<sw>b")
+CONFIG_ADDED_ANSWERS = {
+    "added_tokens_decoder": {"a <custom> b": ([0, 69, 225, 262, 225, 70, 2], "a  b"),
+                             "a<sw>b <sw> x": ([0, 69, 32, 87, 91, 34, 70, 225, 264, 225, 92, 2],
+                                               "a<sw>b <sw> x")},
+    "added_tokens.json": {"a <custom> b": ([0, 69, 225, 262, 225, 70, 2], "a <custom> b"),
+                          "a<sw>b <sw> x": ([0, 69, 264, 70, 225, 264, 225, 92, 2],
+                                            "a<sw>b <sw> x")},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ADDED_ANSWERS))
+def test_added_tokens_from_the_config_files(tmp_path, case):
+    tok = RobertaTokenizer.from_pretrained(_roberta_config_added(tmp_path, case))
+    for text, (ids, skipped) in CONFIG_ADDED_ANSWERS[case].items():
+        assert tok(text)["input_ids"] == ids
+        assert tok.decode(ids, skip_special_tokens=True) == skipped
+    assert tok("xplain plain")["input_ids"] == [0, 92, 263, 225, 263, 2]
+    try:
+        import transformers
+    except ImportError:
+        return
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for text in ADDED_TEXTS[:3]:
+        _same_as_reference(tok, ref, text)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("tokenizer_config.json", {"added_tokens_decoder": {"x": {"content": "<a>"}}},
+     ["added_tokens_decoder['x']", "token id"]),
+    ("tokenizer_config.json", {"added_tokens_decoder": {"7": {"content": ""}}},
+     ["added_tokens_decoder['7']", "empty"]),
+    ("tokenizer_config.json", {"added_tokens_decoder": []}, ["added_tokens_decoder", "object"]),
+    ("added_tokens.json", {"<a>": -1}, ["entry '<a>'", "token id"]),
+    ("added_tokens.json", {"": 5}, ["entry ''", "empty"]),
+    ("added_tokens.json", ["<a>"], ["the file", "object"]),
+])
+def test_hostile_added_token_config(tmp_path, name, content, words):
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    path = tmp_path / name
+    if name == "tokenizer_config.json":
+        content = {**json.loads(path.read_text(encoding="utf-8")), **content}
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(TokenizerFileError) as err:
+        RobertaTokenizer.from_pretrained(tmp_path)
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ADDED_ANSWERS))
+def test_config_file_ids_only_order_the_added_tokens(tmp_path, case):
+    """transformers 5 gives the tokens of these files the next free ids in the order of their
+    ids (recorded: <custom> listed at 300 after ids 263 and 264 gets 264), so a config file
+    cannot put a token on an id of its choosing."""
+    folder = _roberta_config_added(tmp_path, case)
+    name = "tokenizer_config.json" if case == "added_tokens_decoder" else "added_tokens.json"
+    text = (folder / name).read_text(encoding="utf-8")
+    (folder / name).write_text(text.replace('"262"', '"300"').replace(": 262", ": 300"),
+                               encoding="utf-8")
+    assert "300" in (folder / name).read_text(encoding="utf-8")
+    tok = RobertaTokenizer.from_pretrained(folder)
+    assert tok("a <custom> b")["input_ids"] == [0, 69, 225, 264, 225, 70, 2]
+    assert tok.convert_tokens_to_ids(["plain", "<sw>"]) == [262, 263]
