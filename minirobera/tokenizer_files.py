@@ -35,6 +35,10 @@ from .added_tokens import SPECIAL_TOKEN_ROLES, AddedToken, _as_added_token
 
 
 MAX_ID = 2 ** 31 - 1  # ids are int32 for the model (and u32 in the reference): larger is refused
+# At most this many added tokens in one file: every one joins the regex that scans each text
+# (compiling it costs ~16 us a token), so a file of millions is refused before it is built.
+# RoBERTa and XLM-R ship 5; a tokenizer with tens of thousands of added tokens still loads.
+MAX_ADDED_TOKENS = 100_000
 BOOL_OPTIONS = ("add_prefix_space", "trim_offsets", "clean_up_tokenization_spaces")
 SIDE_OPTIONS = ("padding_side", "truncation_side")
 
@@ -213,6 +217,12 @@ def read_files(path_or_repo_id, names, kwargs) -> Tuple[Dict[str, str], dict, Di
     return paths, options, fixed_ids
 
 
+def _check_added_count(tokens, path, field: str):
+    if len(tokens) > MAX_ADDED_TOKENS:
+        raise file_error(path, field, f"holds {len(tokens):,} added tokens, more than the "
+                                      f"{MAX_ADDED_TOKENS:,} this package accepts")
+
+
 def _added_tokens_decoder(config: dict, path) -> list:
     """[(AddedToken, id)] of tokenizer_config.json's `added_tokens_decoder` ({"id": {content,
     flags}}, as transformers 4.x saves it), each entry checked."""
@@ -220,6 +230,7 @@ def _added_tokens_decoder(config: dict, path) -> list:
     if decoder is None:
         return []
     check_type(decoder, dict, path, "added_tokens_decoder")
+    _check_added_count(decoder, path, "added_tokens_decoder")
     out = []
     for key, entry in decoder.items():
         field = f"added_tokens_decoder[{key!r:.30}]"
@@ -235,6 +246,7 @@ def _added_tokens_decoder(config: dict, path) -> list:
 def _added_tokens_file(tokens: dict, path) -> list:
     """[(AddedToken, id)] of added_tokens.json ({content: id}): tokens added without flags,
     so not special, matched anywhere (as transformers reads them)."""
+    _check_added_count(tokens, path, "the file")
     out = []
     for content, i in tokens.items():
         field = f"entry {content!r:.60}"
@@ -428,6 +440,7 @@ def added_token_ids(spec: dict, path: str) -> Dict[str, dict]:
     """{content: entry} of tokenizer.json's added_tokens, each entry checked (an object with a
     non-empty string content, a valid id and boolean flags)."""
     added = {}
+    _check_added_count(spec.get("added_tokens", []), path, "added_tokens")
     for n, entry in enumerate(spec.get("added_tokens", [])):
         field = f"added_tokens[{n}]"
         check_type(entry, dict, path, field)

@@ -819,3 +819,30 @@ def test_config_file_ids_only_order_the_added_tokens(tmp_path, case):
     tok = RobertaTokenizer.from_pretrained(folder)
     assert tok("a <custom> b")["input_ids"] == [0, 69, 225, 264, 225, 70, 2]
     assert tok.convert_tokens_to_ids(["plain", "<sw>"]) == [262, 263]
+
+
+@pytest.mark.parametrize("case", ["tokenizer.json", "added_tokens_decoder", "added_tokens.json"])
+def test_added_token_count_bounded(tmp_path, monkeypatch, case):
+    """Every added token joins the regex that scans each text (compiled at ~16 us a token), so
+    a file with more than MAX_ADDED_TOKENS is refused before it is built (the bound is lowered
+    here to keep the test small; 3 tokens pass, 4 do not)."""
+    import minirobera.tokenizer_files as tokenizer_files
+    assert tokenizer_files.MAX_ADDED_TOKENS == 100_000
+    if case == "tokenizer.json":
+        from minirobera.tokenizer import _tiny
+        RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+        folder = _with_added_tokens(tmp_path, 262)  # 5 roles + 4 = 9 entries
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 8)
+        field = "added_tokens holds 9 added tokens"
+        path = folder / "tokenizer.json"
+    else:
+        folder = _roberta_config_added(tmp_path, case)  # 3 entries
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 3)
+        RobertaTokenizer.from_pretrained(folder)
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 2)
+        field = "holds 3 added tokens"
+        path = folder / ("tokenizer_config.json" if case == "added_tokens_decoder"
+                         else "added_tokens.json")
+    with pytest.raises(TokenizerFileError) as err:
+        RobertaTokenizer.from_pretrained(folder)
+    assert str(path) in str(err.value) and field in str(err.value), str(err.value)
