@@ -16,7 +16,7 @@ Owns:
 
 The .model file is untrusted input: read_model_proto checks its structure at load (varints of
 at most 10 bytes, lengths inside the message, at most MAX_PIECES pieces, UTF-8 piece names
-that are non-empty and distinct, known piece types, finite scores, a charsmap whose trie indices and targets are in range and valid UTF-8), and every
+that are non-empty, distinct and at most MAX_PIECE_BYTES long (sentencepiece's limits), known piece types, finite scores, a charsmap whose trie indices and targets are in range and valid UTF-8), and every
 problem is a TokenizerFileError naming the file and the field, never an IndexError at encode
 time.
 
@@ -50,6 +50,8 @@ UNK_PENALTY = 10.0  # tokenizers' K_UNK_PENALTY: an unknown character scores min
 # At most this many pieces in a .model file (XLM-R has 250,002): a bigger file is refused
 # while it is read, before any per-piece structure is built.
 MAX_PIECES = 1_000_000
+# sentencepiece's own limit: a piece of 8000 UTF-8 bytes or more is "too long" at load
+MAX_PIECE_BYTES = 7999
 
 # piece types in ModelProto.SentencePiece.type
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -182,6 +184,9 @@ def _piece(message: bytes, path, field: str) -> Tuple[str, float, int]:
     piece, score, kind = "", 0.0, NORMAL
     for n, w, v in _fields(message):
         if n == 1 and w == 2:
+            if len(v) > MAX_PIECE_BYTES:
+                raise file_error(path, field, f"is {len(v):,} bytes long; sentencepiece refuses a "
+                                              f"piece over {MAX_PIECE_BYTES:,} bytes")
             piece = _utf8(v, path, f"{field} name")
         elif n == 2 and w == 5:
             score = struct.unpack("<f", v)[0]

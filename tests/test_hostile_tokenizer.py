@@ -173,12 +173,40 @@ def test_piece_count_bounded(spm, tmp_path, monkeypatch):
         XLMRobertaTokenizer.from_pretrained(folder)
 
 
+@pytest.mark.parametrize("size, refused", [(7999, False), (8000, True), (100_000, True)])
+def test_piece_length_bounded_as_sentencepiece(spm, size, refused):
+    """sentencepiece loads a piece of 7999 UTF-8 bytes and refuses one of 8000 ("piece is too
+    long"); so does read_model_proto (checked live against sentencepiece in the next test)."""
+    pieces, charsmap = spm
+    data = _model_bytes(pieces + [(b"y" * size, -1.0, 1)], charsmap)
+    if not refused:
+        assert read_model_proto(data).pieces[-1][0] == "y" * size
+        return
+    with pytest.raises(TokenizerFileError, match=f"piece {len(pieces)} is {size:,} bytes long"):
+        read_model_proto(data)
+
+
+def test_piece_length_bound_is_sentencepieces(spm):
+    sentencepiece = pytest.importorskip("sentencepiece")
+    pieces, charsmap = spm
+    for size, loads in ((7999, True), (8000, False)):
+        processor = sentencepiece.SentencePieceProcessor()
+        data = _model_bytes(pieces + [("é".encode() * (size // 2) + b"y" * (size % 2), -1.0, 1)],
+                            charsmap)
+        if loads:
+            processor.LoadFromSerializedProto(data)
+        else:
+            with pytest.raises(Exception, match="piece is too long"):
+                processor.LoadFromSerializedProto(data)
+
+
 def test_long_piece_does_not_slow_viterbi(spm, tmp_path):
-    """One 100,000-character piece made every word cost len(word) * 100,000 slices (a
+    """One long piece (the red team's had 100,000 characters, now refused at load; this one
+    has sentencepiece's maximum) made every word cost len(word) * len(piece) slices (a
     3000-character word took seconds); the prefix search stops where no piece continues.
     The long piece is still a piece, with its own id."""
     pieces, charsmap = spm
-    long_piece = "y" * 100_000
+    long_piece = "y" * 7999
     folder = _spm_folder(tmp_path, _model_bytes(pieces + [(long_piece.encode(), -1.0, 1)],
                                                 charsmap))
     tok = XLMRobertaTokenizer.from_pretrained(folder)
