@@ -554,6 +554,7 @@ class UnigramModel:
         # encoder/decoder: the names added_tokens.build_added_vocab looks the specials up by
         self.encoder, self.decoder = self.token_to_id, dict(enumerate(p for p, _ in self.vocab))
         self.scores = {p: self.vocab[i][1] for p, i in self.token_to_id.items()}
+        self.max_len = max((len(p) for p in self.token_to_id), default=1)  # longest piece
         # every piece, sorted: the prefix search of encode_word (see _continues)
         self._sorted = sorted(self.token_to_id)
         self.min_score = min((s for _, s in self.vocab), default=0.0)
