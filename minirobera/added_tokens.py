@@ -8,8 +8,16 @@ Owns:
   * splitting a text on them: longest match first, an lstrip token (`<mask>`) swallowing the
     whitespace on its left (Rust's char::is_whitespace, kept here as _WHITESPACE).
 
+Besides the seven roles, a tokenizer holds every other added token its files list (a
+tokenizer.json `added_tokens` entry, a tokenizer_config.json `added_tokens_decoder` entry),
+matched in text the same way with its flags: single_word, lstrip, rstrip, special (only
+special=True tokens are dropped by decode(skip_special_tokens=True)).
+
 Leaves out: the BPE of the text between them (bpe.py), add_prefix_space and the tokenizer
-that holds them (tokenizer.py), offsets (offsets.py), and adding tokens after construction.
+that holds them (tokenizer.py), offsets (offsets.py), adding tokens after construction, and
+`normalized`: every added token is matched in the raw text (the reference matches a
+normalized=True token after the normalizer, which for XLM-R's charsmap differs only where
+normalization changes the token's characters, e.g. full-width letters).
 
 >>> tokens = {"<s>": AddedToken("<s>"), "<mask>": AddedToken("<mask>", lstrip=True)}
 >>> pieces = split_on_added_tokens("<s>Hi <mask> !", re.compile("<mask>|<s>"), tokens)
@@ -18,6 +26,7 @@ that holds them (tokenizer.py), offsets (offsets.py), and adding tokens after co
 """
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Tuple
 
@@ -55,11 +64,14 @@ def _as_added_token(value, default_lstrip: bool = False) -> Optional[AddedToken]
     if isinstance(value, str):
         return AddedToken(value, lstrip=default_lstrip)
     if isinstance(value, dict):
-        fields = {k: value[k] for k in ("lstrip", "rstrip", "normalized", "single_word") if k in value}
+        fields = {k: value[k] for k in ("lstrip", "rstrip", "normalized", "single_word", "special")
+                  if k in value}
         return AddedToken(value["content"], **fields)
     if hasattr(value, "content"):  # tokenizers.AddedToken, without importing it
         return AddedToken(value.content, bool(value.lstrip), bool(value.rstrip),
-                          normalized=bool(getattr(value, "normalized", False)))
+                          special=bool(getattr(value, "special", True)),
+                          normalized=bool(getattr(value, "normalized", False)),
+                          single_word=bool(getattr(value, "single_word", False)))
     raise TypeError(f"a special token must be a string or an AddedToken, got {type(value).__name__}")
 
 
@@ -101,11 +113,14 @@ def split_on_added_tokens(text: str, added_re: "re.Pattern", added: Dict[str, Ad
 
     Quirk: only an lstrip token (<mask>) takes the whitespace before it (never past the
     previous match); before <s>, </s>, <pad>, <unk> the space stays in the text piece and
-    becomes a lone 'Ġ' (id 1437).
+    becomes a lone 'Ġ' (id 1437). A single_word token matches only where no word character
+    touches it on either side ("a <w> b", not "a<w>b").
     """
     pieces, pos = [], 0
     for m in added_re.finditer(text):
         token, start, stop = added[m.group()], m.start(), m.end()
+        if token.single_word and (_is_word_char(text, start - 1) or _is_word_char(text, stop)):
+            continue  # inside a word: not this token, and the text stays whole (the reference's)
         if token.lstrip:
             while start > pos and text[start - 1] in _WHITESPACE:
                 start -= 1
@@ -119,3 +134,17 @@ def split_on_added_tokens(text: str, added_re: "re.Pattern", added: Dict[str, Ad
     if pos < len(text):
         pieces.append((text[pos:], pos, None))
     return pieces
+
+
+def _is_word_char(text: str, i: int) -> bool:
+    """Whether text[i] exists and is a word character as the reference's regex `\\w` has it
+    (Unicode: a letter, a mark, a decimal or letter number, connector punctuation such as
+    '_', a joiner), which makes a single_word token's match part of a longer word.
+
+    >>> [_is_word_char(t, 0) for t in ("é", "\u0301", "_", "²", "·", "")]
+    [True, True, True, False, False, False]
+    """
+    if not 0 <= i < len(text):
+        return False
+    category = unicodedata.category(text[i])
+    return category[0] in "LM" or category in ("Nd", "Nl", "Pc") or text[i] in "\u200c\u200d"

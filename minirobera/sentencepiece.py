@@ -15,8 +15,8 @@ Owns:
   * the Metaspace decoder.
 
 The .model file is untrusted input: read_model_proto checks its structure at load (varints of
-at most 10 bytes, lengths inside the message, UTF-8 piece names, known piece types, finite
-scores, a charsmap whose trie indices and targets are in range and valid UTF-8), and every
+at most 10 bytes, lengths inside the message, at most MAX_PIECES pieces, UTF-8 piece names
+that are non-empty, distinct and at most MAX_PIECE_BYTES long (sentencepiece's limits), known piece types, finite scores, a charsmap whose trie indices and targets are in range and valid UTF-8), and every
 problem is a TokenizerFileError naming the file and the field, never an IndexError at encode
 time.
 
@@ -36,6 +36,7 @@ Unicode version forms can split differently from the reference.
 
 import base64
 import binascii
+import bisect
 import math
 import struct
 import unicodedata
@@ -46,6 +47,11 @@ from .tokenizer_files import TokenizerFileError, file_error
 
 META = "\u2581"  # '▁', SentencePiece's meta symbol for a space
 UNK_PENALTY = 10.0  # tokenizers' K_UNK_PENALTY: an unknown character scores min_score - 10
+# At most this many pieces in a .model file (XLM-R has 250,002): a bigger file is refused
+# while it is read, before any per-piece structure is built.
+MAX_PIECES = 1_000_000
+# sentencepiece's own limit: a piece of 8000 UTF-8 bytes or more is "too long" at load
+MAX_PIECE_BYTES = 7999
 
 # piece types in ModelProto.SentencePiece.type
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -130,11 +136,24 @@ def read_model_proto(source) -> SentencePieceModel:
         with open(source, "rb") as f:
             data, path = f.read(), source
     model, field = SentencePieceModel(), "the model"
+    seen: Dict[str, int] = {}  # piece -> its index, to refuse a repeated one
     try:
         for number, wire, value in _fields(data):
             if number == 1 and wire == 2:  # repeated SentencePiece pieces
-                field = f"piece {len(model.pieces)}"
-                model.pieces.append(_piece(value, path, field))
+                n = len(model.pieces)
+                field = f"piece {n}"
+                if n == MAX_PIECES:
+                    raise file_error(path, "pieces", f"are more than {MAX_PIECES:,}; a "
+                                     f"SentencePiece model that big is refused")
+                piece = _piece(value, path, field)
+                # sentencepiece refuses these too ("piece must not be empty", "already defined")
+                if not piece[0]:
+                    raise file_error(path, field, "is empty; a piece must not be empty")
+                if piece[0] in seen:
+                    raise file_error(path, f"{field} ({piece[0]!r:.40})",
+                                     f"repeats piece {seen[piece[0]]}; pieces must be distinct")
+                seen[piece[0]] = n
+                model.pieces.append(piece)
             elif number == 2 and wire == 2:  # TrainerSpec
                 field = "trainer_spec"
                 for n, w, v in _fields(value):
@@ -165,6 +184,9 @@ def _piece(message: bytes, path, field: str) -> Tuple[str, float, int]:
     piece, score, kind = "", 0.0, NORMAL
     for n, w, v in _fields(message):
         if n == 1 and w == 2:
+            if len(v) > MAX_PIECE_BYTES:
+                raise file_error(path, field, f"is {len(v):,} bytes long; sentencepiece refuses a "
+                                              f"piece over {MAX_PIECE_BYTES:,} bytes")
             piece = _utf8(v, path, f"{field} name")
         elif n == 2 and w == 5:
             score = struct.unpack("<f", v)[0]
@@ -532,7 +554,9 @@ class UnigramModel:
         # encoder/decoder: the names added_tokens.build_added_vocab looks the specials up by
         self.encoder, self.decoder = self.token_to_id, dict(enumerate(p for p, _ in self.vocab))
         self.scores = {p: self.vocab[i][1] for p, i in self.token_to_id.items()}
-        self.max_len = max((len(p) for p in self.token_to_id), default=1)
+        self.max_len = max((len(p) for p in self.token_to_id), default=1)  # longest piece
+        # every piece, sorted: the prefix search of encode_word (see _continues)
+        self._sorted = sorted(self.token_to_id)
         self.min_score = min((s for _, s in self.vocab), default=0.0)
         self._cache: Dict[str, List[Tuple[int, int, int]]] = {}
 
@@ -548,13 +572,16 @@ class UnigramModel:
         best = [0.0] * (n + 1)
         back: List[Optional[Tuple[int, int]]] = [None] * (n + 1)  # (start, id) of the last token
         scores, ids, unk_score = self.scores, self.token_to_id, self.min_score - UNK_PENALTY
+        continues = self._continues
         for start in range(n):
             here = best[start]
             single = False
-            for stop in range(start + 1, min(n, start + self.max_len) + 1):
+            for stop in range(start + 1, n + 1):
                 piece = word[start:stop]
                 score = scores.get(piece)
                 if score is None:
+                    if not continues(piece):
+                        break  # no piece starts with `piece`: no longer match from `start`
                     continue
                 if back[stop] is None or here + score > best[stop]:
                     best[stop], back[stop] = here + score, (start, ids[piece])
@@ -580,3 +607,16 @@ class UnigramModel:
         if len(self._cache) < 50_000 and n < 256:  # bounded, long words never kept (as bpe.py)
             self._cache[word] = out
         return out
+
+    def _continues(self, prefix: str) -> bool:
+        """Whether some piece starts with `prefix` (a common-prefix search, as the reference's
+        trie does, over the sorted pieces): the candidate is not extended once none does, so
+        one long piece cannot make every word cost len(word) * len(piece) slices.
+
+        >>> model = UnigramModel([("<unk>", 0.0), ("▁ab", -1.0), ("c", -2.0)], unk_id=0)
+        >>> model._continues("▁a"), model._continues("▁b")
+        (True, False)
+        """
+        pieces = self._sorted
+        at = bisect.bisect_left(pieces, prefix)
+        return at < len(pieces) and pieces[at].startswith(prefix)

@@ -64,7 +64,8 @@ class RobertaTokenizer(BatchAPIMixin):
                  add_prefix_space: bool = False, trim_offsets: bool = True,
                  model_max_length: int = 512, padding_side: str = "right",
                  truncation_side: str = "right", clean_up_tokenization_spaces: bool = False,
-                 errors: str = "replace", added_token_ids: Optional[Dict[str, int]] = None):
+                 errors: str = "replace", added_token_ids: Optional[Dict[str, int]] = None,
+                 added_tokens: Sequence = ()):
         if errors != "replace":
             raise ValueError(f"errors={errors!r}: only 'replace' (bad UTF-8 -> U+FFFD) is supported")
         if isinstance(vocab, (str, os.PathLike)):
@@ -78,15 +79,16 @@ class RobertaTokenizer(BatchAPIMixin):
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
                                sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token))
+                               mask_token=mask_token), added_tokens)
         self._build_added_vocab(self.bpe, added_token_ids or {})
         self._warned_too_long = False
 
     _mask_lstrip = True  # <mask> swallows the whitespace on its left unless a file says not
 
     def _set_options(self, model_max_length, padding_side, truncation_side,
-                     clean_up_tokenization_spaces, roles: dict):
-        """Check and keep the options every tokenizer here shares; `roles` -> self._special."""
+                     clean_up_tokenization_spaces, roles: dict, added_tokens: Sequence = ()):
+        """Check and keep the options every tokenizer here shares; `roles` -> self._special,
+        the other `added_tokens` (AddedToken, dict or str) -> self._extra_added."""
         if isinstance(model_max_length, (str, bool)):
             raise TypeError(f"model_max_length must be an int, got {model_max_length!r:.60}")
         self.model_max_length = int(model_max_length)
@@ -106,6 +108,13 @@ class RobertaTokenizer(BatchAPIMixin):
                 raise ValueError(f"{role} must be a non-empty string, got {token.content!r:.60}")
             if token is not None:
                 self._special[role] = token
+        self._extra_added = []  # added tokens besides the roles (tokenizer.json's added_tokens)
+        for n, value in enumerate(added_tokens or ()):
+            token = _as_added_token(value)
+            if token is None or not (isinstance(token.content, str) and token.content):
+                raise ValueError(f"added_tokens[{n}] must be a non-empty string or an "
+                                 f"AddedToken, got {value!r:.60}")
+            self._extra_added.append(token)
 
     # -- special tokens ------------------------------------------------------------------
 
@@ -113,7 +122,12 @@ class RobertaTokenizer(BatchAPIMixin):
         """Give every special token an id on top of `model`'s vocab (its `encoder` / `decoder`)
         and compile the regex that finds them in text."""
         (self._added, self._added_ids, self._added_by_id, self._added_re,
-         self._maybe_added) = build_added_vocab(self._special.values(), model, fixed_ids)
+         self._maybe_added) = build_added_vocab(
+            list(self._special.values()) + self.__dict__.get("_extra_added", []), model,
+            fixed_ids)
+        # decode(skip_special_tokens=True) drops these: the roles and every special=True token
+        self._skip_ids = set(self.all_special_ids) | {
+            self._added_ids[t.content] for t in self._added.values() if t.special}
 
     def __getattr__(self, name):
         # bos_token, ..., mask_token and their *_id twins
@@ -294,7 +308,7 @@ class RobertaTokenizer(BatchAPIMixin):
             self._warned_cleanup = True
             warnings.warn("clean_up_tokenization_spaces=True is ignored for this byte-level BPE "
                           "tokenizer (transformers 5 ignores it too).", stacklevel=2)
-        skip = set(self.all_special_ids) if skip_special_tokens else ()
+        skip = self._skip_ids if skip_special_tokens else ()
         tokens = []
         for i in token_ids:
             if not isinstance(i, int) or i < 0:

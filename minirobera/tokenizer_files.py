@@ -4,7 +4,8 @@ Owns:
   * finding the files in a folder or hub repo (through hub.cached_file): vocab.json +
     merges.txt, or tokenizer.json alone, plus tokenizer_config.json / special_tokens_map.json;
   * the options read from them (special tokens with their flags, add_prefix_space,
-    trim_offsets, model_max_length, sides), and the ids tokenizer.json fixes for added tokens;
+    trim_offsets, model_max_length, sides), the ids tokenizer.json fixes for added tokens,
+    and every other added token it lists (with its flags), which is matched in text too;
   * writing all five files so the folder loads here and in transformers alike.
 
 Every file is untrusted input: a malformed field is a TokenizerFileError (a ValueError) that
@@ -34,6 +35,10 @@ from .added_tokens import SPECIAL_TOKEN_ROLES, AddedToken, _as_added_token
 
 
 MAX_ID = 2 ** 31 - 1  # ids are int32 for the model (and u32 in the reference): larger is refused
+# At most this many added tokens in one file: every one joins the regex that scans each text
+# (compiling it costs ~16 us a token), so a file of millions is refused before it is built.
+# RoBERTa and XLM-R ship 5; a tokenizer with tens of thousands of added tokens still loads.
+MAX_ADDED_TOKENS = 100_000
 BOOL_OPTIONS = ("add_prefix_space", "trim_offsets", "clean_up_tokenization_spaces")
 SIDE_OPTIONS = ("padding_side", "truncation_side")
 
@@ -197,12 +202,82 @@ def read_files(path_or_repo_id, names, kwargs) -> Tuple[Dict[str, str], dict, Di
     paths = {name: find(name) for name in names}
     tokenizer_file = paths.get("tokenizer.json")
     options, fixed_ids = _options_from_tokenizer_json(tokenizer_file) if tokenizer_file else ({}, {})
+    extra = []  # (AddedToken, id) from tokenizer_config.json / added_tokens.json
     for name in ("special_tokens_map.json", "tokenizer_config.json"):
         path = find(name)
         if path:
             options.update(_read_config(path, options))
+            if name == "tokenizer_config.json":
+                extra += _added_tokens_decoder(read_json(path), path)
+    path = find("added_tokens.json")
+    if path:
+        extra += _added_tokens_file(read_json(path), path)
+    _merge_added_tokens(options, extra)
     options.update(kwargs)
     return paths, options, fixed_ids
+
+
+def _check_added_count(tokens, path, field: str):
+    if len(tokens) > MAX_ADDED_TOKENS:
+        raise file_error(path, field, f"holds {len(tokens):,} added tokens, more than the "
+                                      f"{MAX_ADDED_TOKENS:,} this package accepts")
+
+
+def _added_tokens_decoder(config: dict, path) -> list:
+    """[(AddedToken, id)] of tokenizer_config.json's `added_tokens_decoder` ({"id": {content,
+    flags}}, as transformers 4.x saves it), each entry checked."""
+    decoder = config.get("added_tokens_decoder")
+    if decoder is None:
+        return []
+    check_type(decoder, dict, path, "added_tokens_decoder")
+    _check_added_count(decoder, path, "added_tokens_decoder")
+    out = []
+    for key, entry in decoder.items():
+        field = f"added_tokens_decoder[{key!r:.30}]"
+        if not (key.isascii() and key.isdigit() and len(key) <= 10):
+            raise file_error(path, field, "must be keyed by a token id (a decimal string)")
+        check_id(int(key), path, field)
+        check_type(entry, dict, path, field)
+        _special_token(entry, path, field)
+        out.append((_as_added_token(entry), int(key)))
+    return out
+
+
+def _added_tokens_file(tokens: dict, path) -> list:
+    """[(AddedToken, id)] of added_tokens.json ({content: id}): tokens added without flags,
+    so not special, matched anywhere (as transformers reads them)."""
+    _check_added_count(tokens, path, "the file")
+    out = []
+    for content, i in tokens.items():
+        field = f"entry {content!r:.60}"
+        if not content:
+            raise file_error(path, field, "is an empty string; an added token needs content")
+        check_id(i, path, field)
+        out.append((AddedToken(content, special=False), i))
+    return out
+
+
+def _merge_added_tokens(options: dict, extra: list):
+    """Add the (token, id) pairs of the config files to what tokenizer.json gave (which wins
+    where both name a token): a role given as a bare string takes the token's flags (the
+    `<mask>` lstrip), every other token joins options["added_tokens"].
+
+    Quirk (transformers 5's): the ids these files give only order the tokens; each gets the
+    next free id after the vocab, as if added with add_tokens, so a file cannot put a token
+    on an id of its choosing."""
+    roles = {str(options.get(role)): role for role in SPECIAL_TOKEN_ROLES if role in options}
+    listed = {t.content for t in options.get("added_tokens", [])}
+    added = list(options.get("added_tokens", []))
+    for token, _ in sorted(extra, key=lambda pair: pair[1]):
+        if token.content in roles:
+            role = roles[token.content]
+            if isinstance(options[role], str):
+                options[role] = token
+        elif token.content not in listed and token.content not in _DEFAULT_ROLE_NAMES:
+            listed.add(token.content)
+            added.append(token)
+    if added:
+        options["added_tokens"] = added
 
 
 def load_files(path_or_repo_id, **kwargs) -> Tuple[dict, list, Dict[str, int], dict]:
@@ -291,10 +366,11 @@ def tokenizer_config(tok) -> dict:
 
 
 def added_tokens_json(tok) -> list:
-    """tokenizer.json's `added_tokens`: every special token with its id and flags, by id."""
-    added = [{"id": tok._added_ids[t.content], "content": t.content, "single_word": False,
-              "lstrip": t.lstrip, "rstrip": t.rstrip, "normalized": t.normalized,
-              "special": True} for t in tok._added.values()]
+    """tokenizer.json's `added_tokens`: every added token (the roles' and the others) with
+    its id and flags, by id."""
+    added = [{"id": tok._added_ids[t.content], "content": t.content,
+              "single_word": t.single_word, "lstrip": t.lstrip, "rstrip": t.rstrip,
+              "normalized": t.normalized, "special": t.special} for t in tok._added.values()]
     return sorted(added, key=lambda t: t["id"])
 
 
@@ -364,6 +440,7 @@ def added_token_ids(spec: dict, path: str) -> Dict[str, dict]:
     """{content: entry} of tokenizer.json's added_tokens, each entry checked (an object with a
     non-empty string content, a valid id and boolean flags)."""
     added = {}
+    _check_added_count(spec.get("added_tokens", []), path, "added_tokens")
     for n, entry in enumerate(spec.get("added_tokens", [])):
         field = f"added_tokens[{n}]"
         check_type(entry, dict, path, field)
@@ -375,16 +452,23 @@ def added_token_ids(spec: dict, path: str) -> Dict[str, dict]:
     return added
 
 
+_DEFAULT_ROLE_NAMES = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>",
+                       "cls_token": "<s>", "unk_token": "<unk>", "pad_token": "<pad>",
+                       "mask_token": "<mask>"}
+
+
 def _options_from_tokenizer_json(path: str) -> Tuple[dict, Dict[str, int]]:
     """Special-token flags (e.g. <mask> lstrip) and ids, add_prefix_space and trim_offsets."""
     spec = read_tokenizer_json(path)
     added = added_token_ids(spec, path)
     options = {}
-    default_names = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-                     "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}
-    for role, content in default_names.items():
+    for role, content in _DEFAULT_ROLE_NAMES.items():
         if content in added:
             options[role] = _as_added_token(added[content])
+    # every entry is matched in text with its flags, as the reference does, not only the roles
+    roles = set(_DEFAULT_ROLE_NAMES.values())
+    options["added_tokens"] = [_as_added_token(entry) for content, entry in added.items()
+                               if content not in roles]
     pre = spec.get("pre_tokenizer") or {}
     post = spec.get("post_processor") or {}
     if pre.get("type") == "ByteLevel" and "add_prefix_space" in pre:  # (Metaspace has its own)

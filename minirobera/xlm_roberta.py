@@ -64,7 +64,7 @@ class XLMRobertaTokenizer(RobertaTokenizer):
                  add_prefix_space: bool = True, model_max_length: int = 512,
                  padding_side: str = "right", truncation_side: str = "right",
                  clean_up_tokenization_spaces: bool = False,
-                 added_token_ids: Optional[Dict[str, int]] = None):
+                 added_token_ids: Optional[Dict[str, int]] = None, added_tokens: Sequence = ()):
         if vocab is None:
             vocab = self.fairseq_vocab(pieces, pad_token, unk_token, mask_token,
                                        bos=str(bos_token), eos=str(eos_token))
@@ -76,7 +76,7 @@ class XLMRobertaTokenizer(RobertaTokenizer):
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
                                sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token))
+                               mask_token=mask_token), added_tokens)
         self._build_added_vocab(self.model, added_token_ids or {})
         self._warned_too_long = False
 

@@ -134,6 +134,15 @@ SPM_CASES = {
     "message-cut-short": (lambda p, c: _model_bytes(p, c)[:-7], ["cut short"]),
     "no-pieces": (lambda p, c: _field(2, 2, _field(3, 0, 1)), ["pieces", "missing"]),
     "wire-type-7": (lambda p, c: b"\x0f" + _model_bytes(p, c), ["wire type 7"]),
+    # sentencepiece refuses both: "piece must not be empty", "... is already defined"
+    "piece-empty": (lambda p, c: _model_bytes(p[:5] + [(b"", -1.0, 1)] + p[6:], c),
+                    ["piece 5", "is empty"]),
+    "piece-repeated": (lambda p, c: _model_bytes(p[:5] + [p[4]] + p[6:], c),
+                       ["piece 5", "repeats piece 4"]),
+    # the red team's file: 2 M empty, identical pieces (4 MB) loaded as a 2,000,008-piece
+    # vocab (+464 MB, 5-10 s)
+    "two-million-empty-pieces": (lambda p, c: _model_bytes(p[:6], c) + b"\x0a\x00" * 2_000_000,
+                                 ["piece 6", "is empty"]),
 }
 
 
@@ -149,6 +158,111 @@ def test_hostile_sentencepiece_model(spm, tmp_path, case):
     assert str(folder / "sentencepiece.bpe.model") in message
     for word in words:
         assert word in message, message
+
+
+def test_piece_count_bounded(spm, tmp_path, monkeypatch):
+    """More than MAX_PIECES pieces is refused as soon as the next one is read (the bound is
+    lowered here so the test stays small); exactly MAX_PIECES still loads."""
+    import minirobera.sentencepiece as sentencepiece
+    assert sentencepiece.MAX_PIECES == 1_000_000  # XLM-R has 250,002
+    pieces, charsmap = spm
+    monkeypatch.setattr(sentencepiece, "MAX_PIECES", len(pieces))
+    assert len(read_model_proto(_model_bytes(pieces, charsmap)).pieces) == len(pieces)
+    folder = _spm_folder(tmp_path, _model_bytes(pieces + [(b"zz", -1.0, 1)], charsmap))
+    with pytest.raises(TokenizerFileError, match=f"pieces are more than {len(pieces):,}"):
+        XLMRobertaTokenizer.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("size, refused", [(7999, False), (8000, True), (100_000, True)])
+def test_piece_length_bounded_as_sentencepiece(spm, size, refused):
+    """sentencepiece loads a piece of 7999 UTF-8 bytes and refuses one of 8000 ("piece is too
+    long"); so does read_model_proto (checked live against sentencepiece in the next test)."""
+    pieces, charsmap = spm
+    data = _model_bytes(pieces + [(b"y" * size, -1.0, 1)], charsmap)
+    if not refused:
+        assert read_model_proto(data).pieces[-1][0] == "y" * size
+        return
+    with pytest.raises(TokenizerFileError, match=f"piece {len(pieces)} is {size:,} bytes long"):
+        read_model_proto(data)
+
+
+def test_piece_length_bound_is_sentencepieces(spm):
+    sentencepiece = pytest.importorskip("sentencepiece")
+    pieces, charsmap = spm
+    for size, loads in ((7999, True), (8000, False)):
+        processor = sentencepiece.SentencePieceProcessor()
+        data = _model_bytes(pieces + [("é".encode() * (size // 2) + b"y" * (size % 2), -1.0, 1)],
+                            charsmap)
+        if loads:
+            processor.LoadFromSerializedProto(data)
+        else:
+            with pytest.raises(Exception, match="piece is too long"):
+                processor.LoadFromSerializedProto(data)
+
+
+def test_long_piece_does_not_slow_viterbi(spm, tmp_path):
+    """One long piece (the red team's had 100,000 characters, now refused at load; this one
+    has sentencepiece's maximum) made every word cost len(word) * len(piece) slices (a
+    3000-character word took seconds); the prefix search stops where no piece continues.
+    The long piece is still a piece, with its own id."""
+    pieces, charsmap = spm
+    long_piece = "y" * 7999
+    folder = _spm_folder(tmp_path, _model_bytes(pieces + [(long_piece.encode(), -1.0, 1)],
+                                                charsmap))
+    tok = XLMRobertaTokenizer.from_pretrained(folder)
+    plain = XLMRobertaTokenizer.from_pretrained(SPM_FIXTURE.parent)
+    word = "x" * 3000
+    start = time.perf_counter()
+    ids = tok(word)["input_ids"]
+    assert time.perf_counter() - start < 1.0
+    assert ids == plain(word)["input_ids"]
+    assert tok.convert_tokens_to_ids(long_piece) == tok.vocab_size - 2  # before <mask>
+
+
+def _viterbi_every_slice(model, word):
+    """The Viterbi of UnigramModel.encode_word without the prefix search (every slice up to
+    the longest piece tried), for the equality test below."""
+    n, longest = len(word), max(len(p) for p, _ in model.vocab)
+    best, back = [0.0] * (n + 1), [None] * (n + 1)
+    unk = model.min_score - 10.0
+    for start in range(n):
+        single = False
+        for stop in range(start + 1, min(n, start + longest) + 1):
+            score = model.scores.get(word[start:stop])
+            if score is None:
+                continue
+            if back[stop] is None or best[start] + score > best[stop]:
+                best[stop] = best[start] + score
+                back[stop] = (start, model.token_to_id[word[start:stop]])
+            single = single or stop == start + 1
+        if not single and (back[start + 1] is None or best[start] + unk > best[start + 1]):
+            best[start + 1], back[start + 1] = best[start] + unk, (start, model.unk_id)
+    out, stop = [], n
+    while stop > 0:
+        start, i = back[stop]
+        if i == model.unk_id and out and out[-1][0] == model.unk_id:
+            out[-1] = (i, start, out[-1][2])
+        else:
+            out.append((i, start, stop))
+        stop = start
+    out.reverse()
+    return [(model.token_to_id.get(word[s:e], i) if i == model.unk_id else i, s, e)
+            for i, s, e in out]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_prefix_search_viterbi_equals_every_slice(seed):
+    """Random vocabs over a 3-letter alphabet (pieces sharing long prefixes, gaps where no
+    piece continues, ties): the prefix search finds exactly the segmentation of trying every
+    slice."""
+    from minirobera.sentencepiece import UnigramModel
+    rng = random.Random(seed)
+    pieces = {"".join(rng.choice("abc") for _ in range(rng.randint(1, 7))) for _ in range(40)}
+    vocab = [("<unk>", 0.0)] + [(p, -float(rng.randint(1, 6))) for p in sorted(pieces)]
+    model = UnigramModel(vocab, unk_id=0)
+    for _ in range(200):
+        word = "".join(rng.choice("abcd") for _ in range(rng.randint(1, 20)))
+        assert model.encode_word(word) == _viterbi_every_slice(model, word), word
 
 
 @pytest.mark.parametrize("where", ["length", "key"])
@@ -530,3 +644,231 @@ def test_constructor_refuses_empty_special_tokens(small_roberta, mask):
         RobertaTokenizer.from_pretrained(small_roberta, mask_token=mask)
     with pytest.raises(ValueError, match="mask_token must be a non-empty string"):
         XLMRobertaTokenizer.from_pretrained(SPM_FIXTURE.parent, mask_token=mask)
+
+
+# --- added tokens outside the seven roles (red team 16: silently misread) -------------------
+
+def _entry(id_, content, **flags):
+    entry = {"id": id_, "content": content, "single_word": False, "lstrip": False,
+             "rstrip": False, "normalized": False, "special": True}
+    return {**entry, **flags}
+
+
+def _with_added_tokens(folder: Path, first_id: int) -> Path:
+    """Append four added tokens to folder/tokenizer.json: a special one, a non-special one, a
+    single_word one and an lstrip + rstrip one (ids from first_id on)."""
+    path = folder / "tokenizer.json"
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    spec["added_tokens"] += [_entry(first_id, "<custom>"),
+                             _entry(first_id + 1, "plain", special=False, normalized=True),
+                             _entry(first_id + 2, "<sw>", single_word=True, special=False),
+                             _entry(first_id + 3, "<ls>", lstrip=True, rstrip=True)]
+    path.write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+ADDED_TEXTS = ["a <custom> b", "xplain plain", "a<sw>b <sw> x <sw>", "a  <ls>  b",
+               "é<sw> _<sw> 1<sw> \u0301<sw> ·<sw> ²<sw>", "<custom><s> plain<mask>"]
+
+
+@pytest.fixture
+def roberta_added(tmp_path):
+    """The toy RoBERTa tokenizer from tokenizer.json alone, with the four added tokens."""
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    (tmp_path / "vocab.json").unlink()
+    (tmp_path / "merges.txt").unlink()
+    return _with_added_tokens(tmp_path, 262)
+
+
+def test_added_tokens_outside_the_roles_are_matched(roberta_added):
+    """Known answers, recorded from transformers 5.25 / tokenizers loading the same file (the
+    live comparison is the next test): "<custom>" was split by BPE into 8 ids; a single_word
+    token is not matched inside a word; decode(skip_special_tokens=True) drops special=True
+    added tokens and keeps the others."""
+    tok = RobertaTokenizer.from_pretrained(roberta_added)
+    enc = tok("a <custom> b", return_offsets_mapping=True)
+    assert enc["input_ids"] == [0, 69, 225, 262, 225, 70, 2]
+    assert enc["offset_mapping"] == [(0, 0), (0, 1), (2, 2), (2, 10), (11, 11), (11, 12), (0, 0)]
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "a  b"
+    assert tok("a<sw>b <sw> x <sw>")["input_ids"] == [0, 69, 32, 87, 91, 34, 70, 225, 264, 225,
+                                                      92, 225, 264, 2]
+    assert tok("a  <ls>  b")["input_ids"] == [0, 69, 265, 70, 2]
+    ids = tok("xplain plain")["input_ids"]
+    assert ids == [0, 92, 263, 225, 263, 2]
+    assert tok.decode(ids, skip_special_tokens=True) == "xplain plain"
+    assert tok.convert_ids_to_tokens([262], skip_special_tokens=True) == ["<custom>"]  # no role
+    assert len(tok) == 266 and tok.all_special_ids == [0, 2, 3, 1, 4]
+
+
+def test_added_tokens_survive_save_pretrained(roberta_added, tmp_path_factory):
+    tok = RobertaTokenizer.from_pretrained(roberta_added)
+    saved = tmp_path_factory.mktemp("saved")
+    tok.save_pretrained(saved)
+    again = RobertaTokenizer.from_pretrained(saved)  # vocab.json + merges.txt + tokenizer.json
+    written = json.loads((saved / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
+    assert written[-2] == _entry(264, "<sw>", single_word=True, special=False)
+    for text in ADDED_TEXTS:
+        assert again(text)["input_ids"] == tok(text)["input_ids"], text
+
+
+def _same_as_reference(ours, ref, text):
+    got, want = ours(text, return_offsets_mapping=True), ref(text, return_offsets_mapping=True)
+    assert got["input_ids"] == want["input_ids"], text
+    assert list(map(tuple, got["offset_mapping"])) == list(map(tuple, want["offset_mapping"]))
+    for skip in (False, True):
+        assert ours.decode(got["input_ids"], skip_special_tokens=skip) \
+            == ref.decode(want["input_ids"], skip_special_tokens=skip), text
+        assert ours.convert_ids_to_tokens(got["input_ids"], skip_special_tokens=skip) \
+            == ref.convert_ids_to_tokens(want["input_ids"], skip_special_tokens=skip), text
+
+
+def test_added_tokens_equal_transformers(roberta_added, tmp_path_factory):
+    """Live: ids, offsets, decode with and without skip_special_tokens, for the folder and for
+    what save_pretrained makes of it (loaded by transformers too)."""
+    transformers = pytest.importorskip("transformers")
+    saved = tmp_path_factory.mktemp("saved")
+    RobertaTokenizer.from_pretrained(roberta_added).save_pretrained(saved)
+    for folder in (roberta_added, saved):
+        ours = RobertaTokenizer.from_pretrained(folder)
+        ref = transformers.AutoTokenizer.from_pretrained(folder)
+        for text in ADDED_TEXTS:
+            _same_as_reference(ours, ref, text)
+
+
+@pytest.mark.parametrize("name", ["XLMRobertaTokenizer", "CamembertTokenizer"])
+def test_unigram_added_tokens_outside_the_roles(tmp_path, name):
+    """The same for XLM-R and CamemBERT (tokenizer.json route): recorded answers from
+    transformers 5.25, and the live comparison when transformers is installed."""
+    from minirobera.xlm_roberta import TOKENIZER_CLASSES
+    cls = TOKENIZER_CLASSES[name]
+    cls.from_pretrained(SPM_FIXTURE.parent).save_pretrained(tmp_path)
+    first = {"XLMRobertaTokenizer": 5002, "CamembertTokenizer": 5005}[name]
+    tok = cls.from_pretrained(_with_added_tokens(tmp_path, first))
+    enc = tok("Hello<custom>world plain", return_offsets_mapping=True)
+    assert enc["input_ids"][-4:-1] == [first, tok.convert_tokens_to_ids("▁world"), first + 1]
+    assert enc["offset_mapping"][-4:] == [(5, 13), (13, 18), (19, 24), (0, 0)]
+    assert tok.decode(enc["input_ids"], skip_special_tokens=True) == "Hello worldplain"
+    ids = tok("a<sw>b <sw> x <sw>")["input_ids"]
+    assert ids.count(first + 2) == 2
+    try:
+        import transformers
+    except ImportError:
+        return
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for text in ADDED_TEXTS:
+        _same_as_reference(tok, ref, text)
+
+
+def _roberta_config_added(tmp_path, case):
+    """The toy RoBERTa tokenizer as vocab.json + merges.txt (no tokenizer.json), its extra
+    added tokens in tokenizer_config.json's added_tokens_decoder or in added_tokens.json."""
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    (tmp_path / "tokenizer.json").unlink()
+    entries = [_entry(262, "<custom>"), _entry(263, "plain", special=False, normalized=True),
+               _entry(264, "<sw>", single_word=True, special=False)]
+    if case == "added_tokens_decoder":
+        config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+        config["added_tokens_decoder"] = {str(e.pop("id")): e for e in entries}
+        (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    else:
+        (tmp_path / "added_tokens.json").write_text(
+            json.dumps({e["content"]: e["id"] for e in entries}), encoding="utf-8")
+    return tmp_path
+
+
+# recorded from transformers 5.25 on the folders _roberta_config_added makes: added_tokens.json
+# carries no flags, so there <custom> is not special (decode keeps it) and <sw> is not
+# single_word (matched inside "a<sw>b")
+CONFIG_ADDED_ANSWERS = {
+    "added_tokens_decoder": {"a <custom> b": ([0, 69, 225, 262, 225, 70, 2], "a  b"),
+                             "a<sw>b <sw> x": ([0, 69, 32, 87, 91, 34, 70, 225, 264, 225, 92, 2],
+                                               "a<sw>b <sw> x")},
+    "added_tokens.json": {"a <custom> b": ([0, 69, 225, 262, 225, 70, 2], "a <custom> b"),
+                          "a<sw>b <sw> x": ([0, 69, 264, 70, 225, 264, 225, 92, 2],
+                                            "a<sw>b <sw> x")},
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ADDED_ANSWERS))
+def test_added_tokens_from_the_config_files(tmp_path, case):
+    tok = RobertaTokenizer.from_pretrained(_roberta_config_added(tmp_path, case))
+    for text, (ids, skipped) in CONFIG_ADDED_ANSWERS[case].items():
+        assert tok(text)["input_ids"] == ids
+        assert tok.decode(ids, skip_special_tokens=True) == skipped
+    assert tok("xplain plain")["input_ids"] == [0, 92, 263, 225, 263, 2]
+    try:
+        import transformers
+    except ImportError:
+        return
+    ref = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    for text in ADDED_TEXTS[:3]:
+        _same_as_reference(tok, ref, text)
+
+
+@pytest.mark.parametrize("name, content, words", [
+    ("tokenizer_config.json", {"added_tokens_decoder": {"x": {"content": "<a>"}}},
+     ["added_tokens_decoder['x']", "token id"]),
+    ("tokenizer_config.json", {"added_tokens_decoder": {"7": {"content": ""}}},
+     ["added_tokens_decoder['7']", "empty"]),
+    ("tokenizer_config.json", {"added_tokens_decoder": []}, ["added_tokens_decoder", "object"]),
+    ("added_tokens.json", {"<a>": -1}, ["entry '<a>'", "token id"]),
+    ("added_tokens.json", {"": 5}, ["entry ''", "empty"]),
+    ("added_tokens.json", ["<a>"], ["the file", "object"]),
+])
+def test_hostile_added_token_config(tmp_path, name, content, words):
+    from minirobera.tokenizer import _tiny
+    RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+    path = tmp_path / name
+    if name == "tokenizer_config.json":
+        content = {**json.loads(path.read_text(encoding="utf-8")), **content}
+    path.write_text(json.dumps(content), encoding="utf-8")
+    with pytest.raises(TokenizerFileError) as err:
+        RobertaTokenizer.from_pretrained(tmp_path)
+    assert str(path) in str(err.value)
+    for word in words:
+        assert word in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_ADDED_ANSWERS))
+def test_config_file_ids_only_order_the_added_tokens(tmp_path, case):
+    """transformers 5 gives the tokens of these files the next free ids in the order of their
+    ids (recorded: <custom> listed at 300 after ids 263 and 264 gets 264), so a config file
+    cannot put a token on an id of its choosing."""
+    folder = _roberta_config_added(tmp_path, case)
+    name = "tokenizer_config.json" if case == "added_tokens_decoder" else "added_tokens.json"
+    text = (folder / name).read_text(encoding="utf-8")
+    (folder / name).write_text(text.replace('"262"', '"300"').replace(": 262", ": 300"),
+                               encoding="utf-8")
+    assert "300" in (folder / name).read_text(encoding="utf-8")
+    tok = RobertaTokenizer.from_pretrained(folder)
+    assert tok("a <custom> b")["input_ids"] == [0, 69, 225, 264, 225, 70, 2]
+    assert tok.convert_tokens_to_ids(["plain", "<sw>"]) == [262, 263]
+
+
+@pytest.mark.parametrize("case", ["tokenizer.json", "added_tokens_decoder", "added_tokens.json"])
+def test_added_token_count_bounded(tmp_path, monkeypatch, case):
+    """Every added token joins the regex that scans each text (compiled at ~16 us a token), so
+    a file with more than MAX_ADDED_TOKENS is refused before it is built (the bound is lowered
+    here to keep the test small; 3 tokens pass, 4 do not)."""
+    import minirobera.tokenizer_files as tokenizer_files
+    assert tokenizer_files.MAX_ADDED_TOKENS == 100_000
+    if case == "tokenizer.json":
+        from minirobera.tokenizer import _tiny
+        RobertaTokenizer(*_tiny()).save_pretrained(tmp_path)
+        folder = _with_added_tokens(tmp_path, 262)  # 5 roles + 4 = 9 entries
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 8)
+        field = "added_tokens holds 9 added tokens"
+        path = folder / "tokenizer.json"
+    else:
+        folder = _roberta_config_added(tmp_path, case)  # 3 entries
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 3)
+        RobertaTokenizer.from_pretrained(folder)
+        monkeypatch.setattr(tokenizer_files, "MAX_ADDED_TOKENS", 2)
+        field = "holds 3 added tokens"
+        path = folder / ("tokenizer_config.json" if case == "added_tokens_decoder"
+                         else "added_tokens.json")
+    with pytest.raises(TokenizerFileError) as err:
+        RobertaTokenizer.from_pretrained(folder)
+    assert str(path) in str(err.value) and field in str(err.value), str(err.value)
