@@ -553,14 +553,15 @@ class FairseqDictTokenizer(RobertaTokenizer):
                  sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
                  mask_token="<mask>", model_max_length: int = 512, padding_side: str = "right",
                  truncation_side: str = "right", clean_up_tokenization_spaces: bool = False,
-                 added_token_ids: Optional[Dict[str, int]] = None, **_ignored):
+                 added_token_ids: Optional[Dict[str, int]] = None, added_tokens: Sequence = (),
+                 **_ignored):
         self.model = _WordLevel(symbols)
         self.add_prefix_space = False  # whitespace is a separator here, never part of a token
         self._set_options(model_max_length, padding_side, truncation_side,
                           clean_up_tokenization_spaces,
                           dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
                                sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token))
+                               mask_token=mask_token), added_tokens)
         self._build_added_vocab(self.model, added_token_ids or {})
         self._warned_too_long = False
 

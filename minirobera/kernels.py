@@ -8,6 +8,7 @@ encoder layer, fused so that each array is read once:
     bias_residual_layernorm    LayerNorm(x + bias + residual)
     layer_norm                 LayerNorm(x)
     embed_layernorm            LayerNorm(word[ids] + type[type_ids] + pos[pos_ids])
+    adamw_update               one AdamW step of one parameter (training.AdamW's hot loop)
 
 What it leaves out: the matrix multiplies (NumPy's BLAS runs them near the CPU's peak; Numba
 cannot call BLAS without SciPy), and the model itself (fused.py calls these kernels; layers.py,
@@ -46,7 +47,7 @@ import numpy as np
 from .layers import ERFC_COEFFS
 
 __all__ = [
-    "get_backend", "set_backend", "gelu_bias", "masked_softmax",
+    "get_backend", "set_backend", "gelu_bias", "masked_softmax", "adamw_update",
     "bias_residual_layernorm", "layer_norm", "embed_layernorm",
 ]
 
@@ -273,6 +274,21 @@ def _residual_bias_layernorm_loops(res, bias, x, gamma, beta, eps):  # same sum,
         _layer_norm_row(row, gamma, beta, eps)
 
 
+def _adamw_loops(p, g, m, v, decay, b1, c1, b2, c2, step_size, root_bc2, eps):  # [R,C] x4
+    # training.AdamW's update in one pass over the four arrays (the readable twin below
+    # makes ten): p *= decay; m = b1 m + c1 g; v = b2 v + c2 g^2 (c = 1 - b, rounded once
+    # from float64: 1 - float32(0.999) is 1.3e-5 off); p -= step_size * m / (sqrt(v) /
+    # root_bc2 + eps), each in float32 as the twin does it
+    for i in range(p.shape[0]):
+        pr, gr, mr, vr = p[i], g[i], m[i], v[i]
+        for j in range(pr.shape[0]):
+            gj = gr[j]
+            mj = mr[j] * b1 + c1 * gj
+            vj = vr[j] * b2 + c2 * gj * gj
+            mr[j], vr[j] = mj, vj
+            pr[j] = pr[j] * decay - step_size * (mj / (np.sqrt(vj) / root_bc2 + eps))
+
+
 def _embed_layernorm_loops(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, eps, out):
     # [N], [N], [N], [V,D], [P,D], [Tt,D], [D], [D], float, [N,D] -> None
     for i in prange(out.shape[0]):
@@ -289,7 +305,7 @@ prange = range  # replaced by numba.prange when the loops are compiled
 
 # Loops compiled by _numba_kernels(), helpers first (kernels resolve them as globals).
 _HELPERS = ("_order_key", "_exp32", "_erfc32", "_layer_norm_row")
-_KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops",
+_KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops", "_adamw_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
             "_embed_layernorm_loops")
 
@@ -393,7 +409,22 @@ def _embed_layernorm_twin(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, e
     _layer_norm_twin(out, gamma, beta, eps)
 
 
+def _adamw_twin(p, g, m, v, decay, b1, c1, b2, c2, step_size, root_bc2, eps):  # as the loops
+    p *= decay
+    m *= b1
+    m += c1 * g
+    v *= b2
+    v += c2 * g * g
+    update = np.sqrt(v)
+    update /= root_bc2
+    update += eps
+    np.divide(m, update, out=update)
+    update *= step_size
+    p -= update
+
+
 _TWINS = {
+    "_adamw_loops": _adamw_twin,
     "_gelu_bias_loops": _gelu_bias_twin,
     "_masked_softmax_loops": _masked_softmax_twin,
     "_layer_norm_loops": _layer_norm_twin,
@@ -458,6 +489,46 @@ def _finish(work: np.ndarray, out: np.ndarray) -> np.ndarray:
     if work is not out:
         out[...] = work
     return out
+
+
+def adamw_update(p, g, m, v, *, decay, b1, b2, step_size, root_bc2, eps) -> None:
+    """One AdamW step of one parameter, in place (training.AdamW calls it for each):
+    ``p *= decay``, m and v updated from the gradient g, then
+    ``p -= step_size * m / (sqrt(v) / root_bc2 + eps)``. p, m and v are float32 arrays of one
+    shape and layout (m and v made by zeros_like(p)); g is any float32 array of that shape.
+
+    >>> p, m, v = np.ones(3, np.float32), np.zeros(3, np.float32), np.zeros(3, np.float32)
+    >>> adamw_update(p, np.array([1, -1, 0], np.float32), m, v, decay=1.0, b1=0.9, b2=0.999,
+    ...              step_size=0.1 / (1 - 0.9), root_bc2=(1 - 0.999) ** 0.5, eps=1e-8)
+    >>> p.astype(float).round(4).tolist(), m.astype(float).round(4).tolist()
+    ([0.9, 1.1, 1.0], [0.1, -0.1, 0.0])
+    """
+    for name, a in (("p", p), ("g", g), ("m", m), ("v", v)):
+        _f32(name, a)
+    if not p.shape == g.shape == m.shape == v.shape:
+        raise ValueError(f"adamw_update: p, g, m, v must share a shape, got {p.shape}, "
+                         f"{g.shape}, {m.shape}, {v.shape}")
+    f32 = np.float32
+    args = (f32(decay), f32(b1), f32(1.0 - b1), f32(b2), f32(1.0 - b2), f32(step_size),
+            f32(root_bc2), f32(eps))
+    rows = [_unit_stride_rows(a) for a in (p, m, v)]
+    if any(r is None or r.shape != rows[0].shape for r in rows):  # no common row layout
+        return _adamw_twin(p, g, m, v, *args)
+    # g in the same rows: a copy when it comes in the other layout (a transposed weight)
+    flipped = p.ndim == 2 and p.strides[1] != p.itemsize
+    grad = g.T if flipped else g.reshape(rows[0].shape)
+    _impl("_adamw_loops")(rows[0], np.ascontiguousarray(grad), rows[1], rows[2], *args)
+
+
+def _unit_stride_rows(a):  # [..] -> a 2-D view whose rows have unit stride, or None
+    if a.ndim == 1:
+        return a.reshape(1, -1) if a.strides[0] == a.itemsize else None
+    if a.ndim == 2:
+        if a.strides[1] == a.itemsize:
+            return a
+        if a.strides[0] == a.itemsize:  # the transpose of a C-contiguous array (fused.py's)
+            return a.T
+    return None
 
 
 def gelu_bias(x, bias=None, out=None) -> np.ndarray:  # [..., F], [F] -> [..., F]

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .checkpoint import table_rows
 
 # ------------------------------------------------------------------------------- dropout
@@ -159,6 +160,11 @@ class AdamW:
         root_bc2 = math.sqrt(1.0 - b2 ** self.t)
         for name, p in self.params.items():
             g, m, v = grads[name], self.m[name], self.v[name]
+            if kernels.get_backend() == "numba":  # the same update in one pass (speed only)
+                kernels.adamw_update(p, g, m, v, decay=1.0 - lr * self.weight_decay[name],
+                                     b1=b1, b2=b2, step_size=step_size, root_bc2=root_bc2,
+                                     eps=self.eps)
+                continue
             p *= np.float32(1.0 - lr * self.weight_decay[name])
             m *= np.float32(b1)
             m += np.float32(1.0 - b1) * g
