@@ -565,20 +565,11 @@ class FairseqDictTokenizer(RobertaTokenizer):
         self._build_added_vocab(self.model, added_token_ids or {})
         self._warned_too_long = False
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.model.encoder)
+    def _model_vocab(self) -> Dict[str, int]:
+        return self.model.encoder
 
-    def get_vocab(self) -> Dict[str, int]:
-        return {**self.model.encoder, **self._added_ids}
-
-    def _token_to_id(self, token: str) -> int:
-        if token in self._added_ids:
-            return self._added_ids[token]
-        return self.model.encoder.get(token, self.unk_token_id)
-
-    def _id_to_token(self, index: int) -> Optional[str]:
-        return self._added_by_id.get(index, self.model.decoder.get(index))
+    def _model_token(self, index: int) -> Optional[str]:
+        return self.model.decoder.get(index)
 
     def _fast_rows(self, pairs, plan, special_mask):
         return None  # every text goes through _encode_sequence

@@ -164,10 +164,20 @@ class RobertaTokenizer(BatchAPIMixin):
 
     # -- vocabulary ----------------------------------------------------------------------
 
+    # The two hooks a tokenizer over another model (xlm_roberta.py's unigram, fairseq.py's
+    # word list) overrides; the vocabulary methods below work through them.
+    def _model_vocab(self) -> Dict[str, int]:
+        """{token: id} of the model under the added tokens (here the BPE vocab)."""
+        return self.bpe.encoder
+
+    def _model_token(self, index: int) -> Optional[str]:
+        """The model's token of an id, or None."""
+        return self.bpe.decoder.get(index)
+
     @property
     def vocab_size(self) -> int:
         """Size of the BPE vocab (without special tokens that were added on top of it)."""
-        return len(self.bpe.encoder)
+        return len(self._model_vocab())
 
     def __len__(self) -> int:
         return len(self.get_vocab())
@@ -179,7 +189,7 @@ class RobertaTokenizer(BatchAPIMixin):
         >>> vocab["<mask>"], vocab["ab"], len(vocab)  # 5 specials + 256 byte symbols + "ab"
         (4, 261, 262)
         """
-        return {**self.bpe.encoder, **self._added_ids}
+        return {**self._model_vocab(), **self._added_ids}
 
     def convert_tokens_to_ids(self, tokens):
         """Token string(s) -> id(s); an unknown token gives unk_token_id.
@@ -196,7 +206,7 @@ class RobertaTokenizer(BatchAPIMixin):
     def _token_to_id(self, token: str) -> int:
         if token in self._added_ids:
             return self._added_ids[token]
-        return self.bpe.encoder.get(token, self.unk_token_id)
+        return self._model_vocab().get(token, self.unk_token_id)
 
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         """Id(s) -> token string(s); an id outside the vocab gives None (like the reference).
@@ -213,7 +223,7 @@ class RobertaTokenizer(BatchAPIMixin):
     def _id_to_token(self, index: int) -> Optional[str]:
         if index in self._added_by_id:
             return self._added_by_id[index]
-        return self.bpe.decoder.get(index)
+        return self._model_token(index)
 
     # -- text -> ids (no template) ---------------------------------------------------------
 

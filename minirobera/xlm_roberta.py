@@ -98,22 +98,15 @@ class XLMRobertaTokenizer(RobertaTokenizer):
         """Size of the unigram vocabulary (the fairseq specials and `<mask>` included)."""
         return len(self.model.vocab)
 
-    def get_vocab(self) -> Dict[str, int]:
-        """{token string: id}.
+    def _model_vocab(self) -> Dict[str, int]:
+        """{piece: id} of the unigram model (the fairseq specials and `<mask>` included).
 
         >>> XLMRobertaTokenizer([("▁a", -1.0)]).get_vocab()["▁a"]
         4
         """
-        return {**self.model.token_to_id, **self._added_ids}
+        return self.model.token_to_id
 
-    def _token_to_id(self, token: str) -> int:
-        if token in self._added_ids:
-            return self._added_ids[token]
-        return self.model.token_to_id.get(token, self.unk_token_id)
-
-    def _id_to_token(self, index: int) -> Optional[str]:
-        if index in self._added_by_id:
-            return self._added_by_id[index]
+    def _model_token(self, index: int) -> Optional[str]:
         return self.model.vocab[index][0] if 0 <= index < len(self.model.vocab) else None
 
     # -- text -> ids ---------------------------------------------------------------------------
