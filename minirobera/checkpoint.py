@@ -236,10 +236,10 @@ def params_from_state_dict(config, state_dict, parts, *, model_name="the model",
         # before the table is expanded: a config claiming 10**9 layers fails here, at once
         fewer = copy.copy(config)
         fewer.num_hidden_layers = have + 1
-        names = {name for name, *_ in table_rows(fewer, ("encoder",))}
-        missing = [name for name, *_ in table_rows(fewer, ("encoder",)) if name not in by_name]
+        names = [name for name, *_ in table_rows(fewer, ("encoder",))]
+        missing = [name for name in names if name not in by_name]
         raise _lacks(source, model_name, config, missing,
-                     sorted({k for n, (k, _) in by_name.items() if n not in names}), have)
+                     sorted({k for n, (k, _) in by_name.items() if n not in set(names)}), have)
     rows = list(table_rows(config, parts))  # bounded now: the checkpoint holds these layers
     _check_fresh_bytes(rows, by_name, state_dict, source)
     params, used, missing, fresh = {}, set(), [], []
@@ -620,8 +620,10 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     ALLOWED is the whole list (a test holds it to exactly these three); the storage types
     (torch.FloatStorage & co.) are answered with _StorageType, which only names a dtype.
-    It is pickle's pure-Python unpickler: a length the pickle declares (BINBYTES8 of 2**40)
-    is asked of the bounded stream, which gives what it has, where the C one allocates it first.
+    It is pickle's pure-Python unpickler, reading the pickle from memory (_pickle_bytes): a
+    length the pickle declares (BINBYTES8 of 2**40) is asked of that buffer, which gives what
+    it has, where the C unpickler allocates it first; and its dispatch table below checks dict
+    keys before they are hashed.
     """
 
     ALLOWED = {("collections", "OrderedDict"): _ordered_dict,
@@ -648,7 +650,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] in ("storage", b"storage")
                 and isinstance(pid[1], _StorageType) and isinstance(pid[2], (str, bytes))
                 and isinstance(pid[4], int) and not isinstance(pid[4], bool) and pid[4] >= 0):
-            raise CheckpointError(f"{self.path}: unknown persistent id {pid!r:.80}")
+            raise CheckpointError(f"{self.path}: unknown persistent id {short(pid)}")
         if len(pid) > 5 and pid[5] is not None:
             raise CheckpointError(f"{self.path}: storage views (torch < 0.4 files) are not "
                                   f"supported")

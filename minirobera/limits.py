@@ -14,6 +14,7 @@ Owns:
                       readers copy or decompress (charged before the allocation)
     check_strided     a strided view (torch's size / stride / offset) lies inside its storage
                       at BOTH ends: no negative sizes or strides, offset + extent <= numel
+    check_inflation   what a file stores compressed may inflate at most MAX_INFLATION times
     inflate_at_most   inflate a deflate stream up to a byte count, never further, and never
                       past MAX_INFLATION times the compressed bytes it consumed
     short             repr() of anything read from a file, bounded (for error messages)
@@ -93,11 +94,6 @@ class ReadLimits:
         self.max_tensors = max_tensors  # tensors one file may declare
         self.describe = describe  # e.g. "hidden_size=768, vocab_size=50265", for shape errors
         self._left = [int(budget)]  # shared by the copies at() makes, one per shard
-
-    @property
-    def budget(self) -> int:
-        """Bytes the readers may still copy or inflate."""
-        return self._left[0]
 
     def at(self, path) -> "ReadLimits":
         """The same allowance (one budget) for reading another file: errors name that file."""
