@@ -6,8 +6,9 @@ or with MINIROBERA_KERNELS=readable layers.py's and heads.py's, end to end), the
 objects with transformers' field names, the losses when labels are given, and
 from_pretrained / save_pretrained.
 
-Leaves out: training, generation (no key/value cache), cross-attention, heads other
-than RoBERTa's seven, and `return_dict=False` tuples (outputs support `out[0]` anyway).
+Leaves out: training's own forward and the backward (backward.py: loss_and_grads here only
+checks the inputs and names the gradients), generation (no key/value cache), cross-attention,
+heads other than RoBERTa's seven, and `return_dict=False` tuples (outputs support `out[0]`).
 
 >>> from minirobera.config import RobertaConfig
 >>> config = RobertaConfig(vocab_size=30, hidden_size=8, num_attention_heads=2,
@@ -358,7 +359,65 @@ class RobertaModel(RobertaPreTrainedModel):
                                           hidden_states=hidden, attentions=attn)
 
 
-class RobertaForMaskedLM(RobertaPreTrainedModel):
+_LABEL_NAMES = {"RobertaForQuestionAnswering": ("start_positions", "end_positions")}
+
+
+class _TrainableModel(RobertaPreTrainedModel):
+    """The six classes that take labels: they also give the gradient of their loss.
+
+    The forward above is inference only. Training runs its own forward, which keeps the
+    activations the backward needs, in backward.py; loss_and_grads only checks the inputs and
+    names the gradients as transformers names its parameters (issue 19).
+    """
+
+    def loss_and_grads(self, input_ids=None, attention_mask=None, token_type_ids=None,
+                       position_ids=None, inputs_embeds=None, *, dropout=None, **labels):
+        """(loss, grads): the loss the forward gives for these labels, and its gradient with
+        respect to every parameter, keyed like `state_dict()` (transformers' names). Tied
+        parameters appear once: the MLM decoder's gradient is in the word embeddings'.
+
+        `dropout`: None (no dropout, as at inference) or a training.Dropout, which draws the
+        masks from its own seeded RNG. Backward code: backward.py.
+
+        >>> config = RobertaConfig(vocab_size=30, hidden_size=8, num_attention_heads=2,
+        ...                        intermediate_size=12, num_hidden_layers=1,
+        ...                        max_position_embeddings=20)
+        >>> model = RobertaForMaskedLM(config, seed=0)
+        >>> loss, grads = model.loss_and_grads([0, 5, 6, 2], labels=[-100, 5, -100, -100])
+        >>> bool(np.isclose(loss, model([0, 5, 6, 2], labels=[-100, 5, -100, -100]).loss))
+        True
+        >>> sorted(grads) == sorted(model.state_dict()), grads["lm_head.bias"].shape
+        (True, (30,))
+        """
+        name = type(self).__name__
+        wanted = _LABEL_NAMES.get(name, ("labels",))
+        if sorted(labels) != sorted(wanted):
+            raise TypeError(f"{name}.loss_and_grads needs {' and '.join(wanted)} (got "
+                            f"{sorted(labels) or 'none'})")
+        extra = {}
+        if name == "RobertaForMultipleChoice":
+            main = input_ids if input_ids is not None else inputs_embeds
+            extra["n_choices"] = np.shape(main)[-2 if input_ids is not None else -3]
+            input_ids, attention_mask, token_type_ids, position_ids = (
+                None if a is None else _flatten_choices(a, extra["n_choices"])
+                for a in (input_ids, attention_mask, token_type_ids, position_ids))
+            if inputs_embeds is not None:
+                inputs_embeds = np.reshape(inputs_embeds, (-1,) + np.shape(inputs_embeds)[-2:])
+        inputs = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids,
+                                position_ids, inputs_embeds)
+        shape = inputs["attention_mask"].shape
+        if name in ("RobertaForMaskedLM", "RobertaForCausalLM", "RobertaForTokenClassification"):
+            labels = {"labels": _labels(labels["labels"], shape)}
+        labels = {k: np.asarray(v) for k, v in labels.items()}
+        loss, tree = backward.loss_and_grads(self.params, self.config, name, inputs,
+                                             {**labels, **extra}, dropout)
+        grads = state_dict_from_params(self.config, tree, self.parts, prefix=self.prefix)
+        if "lm_head" in self.parts and not self.config.tie_word_embeddings:
+            grads["lm_head.bias"] = np.zeros_like(grads["lm_head.bias"])  # unused when untied
+        return loss, grads
+
+
+class RobertaForMaskedLM(_TrainableModel):
     """Encoder + LM head: logits over the vocabulary for every token."""
 
     parts = ("encoder", "lm_head")
@@ -396,7 +455,7 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
 
 
-class RobertaForCausalLM(RobertaPreTrainedModel):
+class RobertaForCausalLM(_TrainableModel):
     """Encoder with a causal mask (config.is_decoder) + LM head: next-token logits."""
 
     parts = ("encoder", "lm_head")
@@ -418,7 +477,7 @@ class RobertaForCausalLM(RobertaPreTrainedModel):
         return CausalLMOutput(loss=loss, logits=logits, hidden_states=hidden, attentions=attn)
 
 
-class RobertaForSequenceClassification(RobertaPreTrainedModel):
+class RobertaForSequenceClassification(_TrainableModel):
     """Encoder + classification head on <s>: one row of num_labels logits per sequence."""
 
     parts = ("encoder", "sequence_classifier")
@@ -443,7 +502,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         return heads.bce_with_logits(logits, labels)
 
 
-class RobertaForTokenClassification(RobertaPreTrainedModel):
+class RobertaForTokenClassification(_TrainableModel):
     """Encoder + one Linear per token: num_labels logits for every token."""
 
     parts = ("encoder", "token_classifier")
@@ -456,7 +515,7 @@ class RobertaForTokenClassification(RobertaPreTrainedModel):
                                      attentions=attn)
 
 
-class RobertaForQuestionAnswering(RobertaPreTrainedModel):
+class RobertaForQuestionAnswering(_TrainableModel):
     """Encoder + Linear(D, 2): start and end logits for every token."""
 
     parts = ("encoder", "qa_outputs")
@@ -480,7 +539,7 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
                                             hidden_states=hidden, attentions=attn)
 
 
-class RobertaForMultipleChoice(RobertaPreTrainedModel):
+class RobertaForMultipleChoice(_TrainableModel):
     """Each (example, choice) row through the encoder and pooler, one score per choice.
 
     Inputs are [B, C, T] (or [C, T] for one example); outputs hidden states and attentions
@@ -524,64 +583,3 @@ def _labels(labels, shape):  # -> [B,T] int
     labels = _batched("labels", _int_array("labels", labels), 2)
     _same_shape("labels", labels, tuple(shape))
     return labels
-
-
-# ================================================================ training (issue 19)
-# The forward above is inference only. Training runs its own forward, which keeps the
-# activations the backward needs, in backward.py; this block only checks the inputs and
-# names the gradients as transformers names its parameters.
-
-_LABEL_NAMES = {"RobertaForQuestionAnswering": ("start_positions", "end_positions")}
-
-
-def loss_and_grads(self, input_ids=None, attention_mask=None, token_type_ids=None,
-                   position_ids=None, inputs_embeds=None, *, dropout=None, **labels):
-    """(loss, grads): the loss the forward gives for these labels, and its gradient with
-    respect to every parameter, keyed like `state_dict()` (transformers' names). Tied
-    parameters appear once: the MLM decoder's gradient is in the word embeddings'.
-
-    `dropout`: None (no dropout, as at inference) or a training.Dropout, which draws the
-    masks from its own seeded RNG. Backward code: backward.py.
-
-    >>> config = RobertaConfig(vocab_size=30, hidden_size=8, num_attention_heads=2,
-    ...                        intermediate_size=12, num_hidden_layers=1,
-    ...                        max_position_embeddings=20)
-    >>> model = RobertaForMaskedLM(config, seed=0)
-    >>> loss, grads = model.loss_and_grads([0, 5, 6, 2], labels=[-100, 5, -100, -100])
-    >>> bool(np.isclose(loss, model([0, 5, 6, 2], labels=[-100, 5, -100, -100]).loss))
-    True
-    >>> sorted(grads) == sorted(model.state_dict()), grads["lm_head.bias"].shape
-    (True, (30,))
-    """
-    name = type(self).__name__
-    wanted = _LABEL_NAMES.get(name, ("labels",))
-    if sorted(labels) != sorted(wanted):
-        raise TypeError(f"{name}.loss_and_grads needs {' and '.join(wanted)} (got "
-                        f"{sorted(labels) or 'none'})")
-    extra = {}
-    if name == "RobertaForMultipleChoice":
-        main = input_ids if input_ids is not None else inputs_embeds
-        extra["n_choices"] = np.shape(main)[-2 if input_ids is not None else -3]
-        input_ids, attention_mask, token_type_ids, position_ids = (
-            None if a is None else _flatten_choices(a, extra["n_choices"])
-            for a in (input_ids, attention_mask, token_type_ids, position_ids))
-        if inputs_embeds is not None:
-            inputs_embeds = np.reshape(inputs_embeds, (-1,) + np.shape(inputs_embeds)[-2:])
-    inputs = prepare_inputs(self.config, input_ids, attention_mask, token_type_ids,
-                            position_ids, inputs_embeds)
-    shape = inputs["attention_mask"].shape
-    if name in ("RobertaForMaskedLM", "RobertaForCausalLM", "RobertaForTokenClassification"):
-        labels = {"labels": _labels(labels["labels"], shape)}
-    labels = {k: np.asarray(v) for k, v in labels.items()}
-    loss, tree = backward.loss_and_grads(self.params, self.config, name, inputs,
-                                         {**labels, **extra}, dropout)
-    grads = state_dict_from_params(self.config, tree, self.parts, prefix=self.prefix)
-    if "lm_head" in self.parts and not self.config.tie_word_embeddings:
-        grads["lm_head.bias"] = np.zeros_like(grads["lm_head.bias"])  # unused when untied
-    return loss, grads
-
-
-for _cls in (RobertaForMaskedLM, RobertaForCausalLM, RobertaForSequenceClassification,
-             RobertaForTokenClassification, RobertaForQuestionAnswering, RobertaForMultipleChoice):
-    _cls.loss_and_grads = loss_and_grads
-del _cls
