@@ -86,7 +86,9 @@ def parameters(model):
     >>> p["roberta.embeddings.word_embeddings.weight"] is model.params["embeddings"]["word"]
     True
     """
-    _share_qkv_bias(model.params)
+    # q, k and v (weights and biases) are already views into fused.py's qkv arrays, so an
+    # update in place reaches inference too; nothing here may replace them (a replaced array
+    # makes fused.py build qkv anew, and the optimiser would then update the old arrays)
     out = {}
     for name, path, _shape, part in table_rows(model.config, model.parts):
         *parents, leaf = [int(k) if k.isdigit() else k for k in path.split(".")]
@@ -100,21 +102,6 @@ def parameters(model):
     if "lm_head" in model.parts and model.config.tie_word_embeddings:
         model.params["lm_head"]["decoder"]["w"] = model.params["embeddings"]["word"]
     return out
-
-
-def _share_qkv_bias(params):
-    # fused.py runs inference on a `qkv` copy of each layer's q, k, v: its weight already
-    # holds q, k and v as views, so updating them in place updates it; make the biases
-    # views of its bias too, so that the trained model infers with the trained weights
-    for layer in params.get("layers", []):
-        if "qkv" not in layer:
-            continue
-        fused, start = layer["qkv"]["b"], 0
-        for name in ("q", "k", "v"):
-            n = layer[name]["b"].shape[0]
-            fused[start:start + n] = layer[name]["b"]
-            layer[name]["b"] = fused[start:start + n]
-            start += n
 
 
 def no_decay(name):

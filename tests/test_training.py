@@ -250,3 +250,24 @@ def test_adamw_kernel_equals_the_readable_update(layout):
             kernels.set_backend(old)
     for readable, fast in zip(*results):
         np.testing.assert_allclose(fast, readable, rtol=1e-6, atol=1e-7)
+
+
+def test_training_after_an_inference_call_still_moves_q_k_v():
+    """parameters() must hand the optimiser the arrays inference reads: it used to re-point
+    the q/k/v biases, fused.py then rebuilt qkv at the next forward, and from there on
+    AdamW updated arrays the model no longer used (q, k, v stopped training)."""
+    model = modeling.RobertaForMaskedLM(small_config(), seed=0)
+    optimizer = training.AdamW(training.parameters(model))
+    batch = {"input_ids": np.array([[0, 5, 6, 7, 2]]), "labels": np.array([[-100, 5, 6, -100, -100]])}
+    training.training_step(model, batch, optimizer, 1e-2)
+    model(batch["input_ids"])  # an evaluation between steps, as notebook 10 does
+    layer = model.params["layers"][0]
+    names = {("q", "w"): "query.weight", ("q", "b"): "query.bias", ("k", "w"): "key.weight",
+             ("k", "b"): "key.bias", ("v", "w"): "value.weight", ("v", "b"): "value.bias"}
+    before = {part: layer[part[0]][part[1]].copy() for part in names}
+    training.training_step(model, batch, optimizer, 1e-2)
+    for (name, wb), value in before.items():
+        array = layer[name][wb]
+        assert optimizer.params[f"roberta.encoder.layer.0.attention.self.{names[name, wb]}"] is array
+        if (name, wb) != ("k", "b"):  # the key bias' gradient is zero (softmax ignores it)
+            assert not np.array_equal(value, array), (name, wb)
