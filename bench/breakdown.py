@@ -56,31 +56,37 @@ def profile_layers(model, B, T, reps):
                 t[step] = t.get(step, 0.0) + now - clock[0]
                 clock[0] = now
             qkv_p = fused._qkv(p)
-            qkv = layers.linear(x, qkv_p["w"], out=fused._buffer(buf, "qkv", (B, T, 3 * D)))
+            few = B * T <= fused.FEW_ROWS  # kernels.few_rows_linear, bias added in the kernel
+            qkv = fused.linear(x, qkv_p["w"], qkv_p["b"] if few else None,
+                               out=fused._buffer(buf, "qkv", (B, T, 3 * D)))
             tick("QKV projection")
-            qkv += qkv_p["b"]
-            tick("QKV bias")
             heads = layers.split_heads(qkv, 3 * H)
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
+            scale = 1.0 / math.sqrt(D // H)
+            madd = bias if few else fused._fold_qkv_bias(qkv, qkv_p["b"], bias, H, scale)
+            out_bias = p["attn_out"]["b"]
+            if not few:
+                out_bias = out_bias + p["attn_out"]["w"] @ qkv_p["b"][2 * D:]
+            tick("QKV bias (folded: key terms, Wo bv)")
             s = np.matmul(q, k.transpose(0, 1, 3, 2),
                           out=fused._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
-            s = kernels.masked_softmax(s, bias, 1.0 / math.sqrt(D // H), out=s)
+            s = kernels.masked_softmax(s, madd, scale, out=s)
             tick("masked softmax")
             a = fused._buffer(buf, "ctx", (B, T, D))
             np.matmul(s, v, out=layers.split_heads(a, H))
             tick("probs @ V")
-            h = layers.linear(a, p["attn_out"]["w"], out=fused._buffer(buf, "h", (B, T, D)))
+            h = fused.linear(a, p["attn_out"]["w"], out=fused._buffer(buf, "h", (B, T, D)))
             tick("attention output")
-            h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+            h = kernels.bias_residual_layernorm(h, out_bias, x, p["attn_ln"]["g"],
                                                 p["attn_ln"]["b"], eps, out=h)
             tick("bias + residual + LayerNorm (x2)")
             F = p["ffn_in"]["w"].shape[0]
-            f = layers.linear(h, p["ffn_in"]["w"], out=fused._buffer(buf, "f", (B, T, F)))
+            f = fused.linear(h, p["ffn_in"]["w"], out=fused._buffer(buf, "f", (B, T, F)))
             tick("FFN in")
             f = fused._bias_act(f, p["ffn_in"]["b"], c.hidden_act)
             tick("bias + exact GELU")
-            o = layers.linear(f, p["ffn_out"]["w"], out=x)  # x: dead since the 1st residual
+            o = fused.linear(f, p["ffn_out"]["w"], out=x)  # x: dead since the 1st residual
             tick("FFN out")
             x = kernels.bias_residual_layernorm(o, p["ffn_out"]["b"], h, p["ffn_ln"]["g"],
                                                 p["ffn_ln"]["b"], eps, out=o)

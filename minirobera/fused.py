@@ -1,22 +1,27 @@
 """The encoder of layers.py rearranged for speed: the same math in fewer, larger steps.
 
-What this file owns: four things that exist only for speed. The model classes run the
+What this file owns: the things that exist only for speed. The model classes run the
 encoder through here (unless MINIROBERA_KERNELS=readable: then they run layers.py); layers.py
 is the same encoder as a reader meets it, and tests/test_model_layers.py holds the two equal.
 
-  * the weight layout (`compute_layout`, once, when a model is built): every Linear weight as
-    the transpose of a C-contiguous [in, out] array, the layout BLAS is fastest with, and
-    q, k, v side by side in one array, so attention projects with one matrix multiply;
-    the params dict holds that layout itself (q, k and v, weights and biases, are views into
-    the fused arrays), so an edit of a param is an edit the model sees;
+  * the weight layout (`compute_layout`, once, when a model is built): every Linear weight a
+    C-contiguous [out, in] array (the checkpoint's own layout, so a loaded weight is not
+    copied), and q, k, v stacked in one array, so attention projects with one matrix
+    multiply; the params dict holds that layout itself (q, k and v, weights and biases, are
+    views into the fused arrays), so an edit of a param is an edit the model sees;
+  * the matrix multiply picked by shape (`linear`): a few rows (at most FEW_ROWS) go to
+    kernels.few_rows_linear, which streams the weights once on every core; more go to BLAS;
   * the fused element-wise kernels of kernels.py (GELU, softmax, residual + LayerNorm, the
     embeddings) in place of layers.py's NumPy lines, on float32;
+  * the q/k/v bias folded where BLAS multiplies (`_fold_qkv_bias`): a [B,H,T] term with the
+    mask and one matrix-vector product, instead of a pass over the [B,T,3D] projection;
   * temporaries reused by every layer (`_buffer`): one [B,T,3D] q/k/v array, one [B,H,T,T]
     score array and one [B,T,F] FFN array for all twelve layers, not twelve of each;
   * each layer's output written over its input when no hidden state is kept.
 
 What it leaves out: the math (layers.py: `linear`, `split_heads` and the plain layer are its
-functions; every kernel is held equal to its layers.py line). bench/README.md says what
+functions; every kernel is held equal to its layers.py line, tests/test_fused.py holds the
+rule and the folding equal to the plain math). bench/README.md says what
 each of these is worth.
 
 >>> from minirobera import layers
@@ -38,7 +43,7 @@ import mmap
 import numpy as np
 
 from . import kernels, layers
-from .layers import encoder_layer as plain_encoder_layer, linear, split_heads
+from .layers import encoder_layer as plain_encoder_layer, split_heads
 
 
 # ------------------------------------------------------------------------- the weight layout
@@ -47,11 +52,12 @@ def compute_layout(params):
     """Lay the Linear weights out for fast inference (in place; returns params). The model
     classes call it once, when they are built.
 
-    Every `w` keeps its shape [out, in] but becomes the transpose of a C-contiguous [in, out]
-    array, so `x @ w.T` (layers.linear) runs BLAS on the layout it is fastest with (the
-    [out, in] file layout is slower, most of all for few rows). Each layer also gets a `qkv`
-    entry: the query, key and value weights side by side in ONE [in, 3*out] array and their
-    biases in one [3*out] array, with q, k and v (weights and biases) left as views into them,
+    Every `w` is a C-contiguous [out, in] array: the layout of the checkpoint (a loaded
+    weight stays the file's pages, mapped copy-on-write), the one kernels.few_rows_linear
+    streams row by row, and one BLAS multiplies as fast as [in, out] from 48 rows up
+    (bench/README.md). Each layer also gets a `qkv` entry: the query, key and value weights
+    stacked in ONE [3*out, in] array and their biases in one [3*out] array, with q, k and v
+    (weights and biases) left as views into them,
     so `self_attention` below runs one GEMM instead of three and an in-place edit of q, k or
     v is an edit of `qkv`. A q, k or v array replaced by another one is noticed at the next
     forward (`_qkv`), which rebuilds `qkv`. Copied weights release their memory-mapped file
@@ -61,9 +67,9 @@ def compute_layout(params):
     """
     for layer in params.get("layers", []):
         layer["qkv"] = _fuse_qkv(layer)
-    for node in _linear_nodes(params):
+    for node in _linear_nodes(params):  # a weight that came in another layout (rare)
         w = node["w"]
-        node["w"] = np.ascontiguousarray(w.T).T
+        node["w"] = np.ascontiguousarray(w)
         _release_pages(w)
     _make_writable(params, {})
     return params
@@ -104,18 +110,18 @@ def _writable(a):
 def _fuse_qkv(layer):  # q, k, v: [out, in] each -> {"w": [3*out, in], "b": [3*out]}
     d_in = layer["q"]["w"].shape[1]
     outs = [layer[n]["w"].shape[0] for n in ("q", "k", "v")]
-    fused = np.empty((d_in, sum(outs)), np.float32)  # [in, 3*out], C-contiguous
+    fused = np.empty((sum(outs), d_in), np.float32)  # [3*out, in], C-contiguous
     bias = np.empty(sum(outs), np.float32)
     start = 0
     for name, n_out in zip(("q", "k", "v"), outs):
-        cols = slice(start, start + n_out)
-        fused[:, cols] = layer[name]["w"].T
-        bias[cols] = layer[name]["b"]
+        rows = slice(start, start + n_out)
+        fused[rows] = layer[name]["w"]
+        bias[rows] = layer[name]["b"]
         _release_pages(layer[name]["w"])
-        layer[name]["w"] = fused[:, cols].T  # still [out, in], now a view into `fused`
-        layer[name]["b"] = bias[cols]  # a view into `bias`
+        layer[name]["w"] = fused[rows]  # still [out, in], now a view into `fused`
+        layer[name]["b"] = bias[rows]  # a view into `bias`
         start += n_out
-    qkv = _FusedQKV(w=fused.T, b=bias)
+    qkv = _FusedQKV(w=fused, b=bias)
     qkv.views = tuple(layer[n][wb] for n, wb in _QKV_ARRAYS)
     return qkv
 
@@ -151,7 +157,7 @@ def _linear_nodes(params):  # the {"w": [out,in], ...} dicts not yet laid out, e
         elif isinstance(node, dict):
             w = node.get("w")
             if (isinstance(w, np.ndarray) and w.ndim == 2 and name not in ("decoder", "q", "k", "v")
-                    and not w.T.flags.c_contiguous):
+                    and not w.flags.c_contiguous):
                 yield node
             stack.extend((k, v) for k, v in node.items() if isinstance(v, (dict, list)))
 
@@ -174,6 +180,30 @@ def _release_pages(a):
         mm.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
 
 
+# ------------------------------------------------------------ the matrix multiply, by shape
+
+# At most this many rows (tokens in the batch) go to kernels.few_rows_linear, more to BLAS.
+# Below it a matrix multiply is bound by reading the weights, which the kernel does at close
+# to the machine's bandwidth on every core; above it the multiply-adds dominate, where BLAS
+# is the faster. `python bench/few_rows.py` measures both on the running CPU at 1-64 rows.
+FEW_ROWS = 24
+
+
+def linear(x, w, b=None, out=None):  # [..., In], [Out, In], [Out] -> [..., Out]
+    """layers.linear (x @ w.T + b), by kernels.few_rows_linear for at most FEW_ROWS rows of
+    float32 against a C-contiguous float32 weight (compute_layout's), else by BLAS.
+
+    >>> x = np.ones((1, 3, 2), np.float32); w = np.arange(4, dtype=np.float32).reshape(2, 2)
+    >>> bool(np.allclose(linear(x, w), layers.linear(x, w)))
+    True
+    """
+    rows = x.size // x.shape[-1] if x.ndim and x.shape[-1] else 0
+    if (0 < rows <= FEW_ROWS and x.dtype == w.dtype == np.float32 and w.flags.c_contiguous
+            and (b is None or b.dtype == np.float32)):
+        return kernels.few_rows_linear(x, w, b, out=out)
+    return layers.linear(x, w, b, out=out)
+
+
 # ------------------------------------------------------------------- the encoder, fused
 
 def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allocate)
@@ -188,27 +218,58 @@ def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allo
 
 
 def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
-    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
+    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T], [D] or None
     """layers.self_attention with q, k, v from one GEMM over the fused `qkv` weight.
 
     The heads are strided views into that one [B,T,3D] output, never copied (BLAS takes
     them as they are), and the context is written straight into its [B,T,D] place.
+
+    Where BLAS runs the projection (more than FEW_ROWS rows) and the mask is one row per
+    sequence (not causal), the q/k/v bias is folded instead of added to all B*T*3D outputs
+    (`_fold_qkv_bias`): the context comes back without the value bias, which is returned
+    third for the output projection's bias to take in; otherwise the third is None.
     """
     B, T, D = x.shape
     qkv_p = _qkv(p)
-    qkv = linear(x, qkv_p["w"], qkv_p["b"], out=_buffer(scratch, "qkv", (B, T, 3 * D)))
+    fold = B * T > FEW_ROWS and bias.shape[2] == 1
+    qkv = linear(x, qkv_p["w"], None if fold else qkv_p["b"],
+                 out=_buffer(scratch, "qkv", (B, T, 3 * D)))
     heads = split_heads(qkv, 3 * n_head)  # [B,3H,T,Dh]: q heads, then k, then v
     q, k, v = heads[:, :n_head], heads[:, n_head:2 * n_head], heads[:, 2 * n_head:]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    if fold:
+        bias = _fold_qkv_bias(qkv, qkv_p["b"], bias, n_head, scale)  # [B,H,1,T]
     scores = np.matmul(q, k.transpose(0, 1, 3, 2),  # [B,H,T,T]
                        out=None if keep_probs else _buffer(scratch, "scores", (B, n_head, T, T)))
     # layers.masked_softmax as one kernel, in place
-    probs = kernels.masked_softmax(scores, bias, 1.0 / math.sqrt(q.shape[-1]), out=scores)
+    probs = kernels.masked_softmax(scores, bias, scale, out=scores)
     # merge_heads for free: the GEMM writes each head's [T,Dh] block straight into its
     # columns of a [B,T,H,Dh] array, which is [B,T,D] without a copy
     ctx = _buffer(scratch, "ctx", (B, T, D))
     ctx = np.empty((B, T, D), np.float32) if ctx is None else ctx
     np.matmul(probs, v, out=split_heads(ctx, n_head))
-    return ctx, probs
+    return ctx, probs, qkv_p["b"][2 * D:] if fold else None
+
+
+def _fold_qkv_bias(qkv, b, mask, n_head, scale):
+    # [B,T,3D] (without bias), [3D], [B,1,1,T] -> [B,H,1,T]: the mask plus the bias's share
+    """What the q/k/v bias adds, moved to where it costs a [B,H,T] array instead of [B,T,3D]:
+
+      * scores: (q_i + bq).(k_j + bk) = q_i.k_j + bq.k_j + (q_i + bq).bk. The last term is
+        the same for every key j of query i, and softmax over j does not change when a row
+        is shifted: bk drops out. bq.k_j is one number per key and head, added to the mask
+        here ([B,H,1,T], the mask kernels.masked_softmax takes one row of per head);
+      * context: probs @ (v + bv) = probs @ v + bv, as each row of probs sums to 1; the caller
+        adds Wo @ bv to the output projection's bias (encoder_layer).
+
+    Equal to adding the bias to every output up to float32 rounding (tests/test_fused.py).
+    """
+    B, T, D3 = qkv.shape
+    D = D3 // 3
+    k = split_heads(qkv[:, :, D:2 * D], n_head)  # [B,H,T,Dh], a strided view
+    bq = b[:D].reshape(n_head, D // n_head, 1)  # [H,Dh,1]
+    key_terms = np.matmul(k, bq)[..., 0]  # [B,H,T]: bq_h . k_j, one small product per head
+    return (mask[:, :, 0, :] + np.float32(scale) * key_terms)[:, :, None, :]
 
 
 def _bias_act(x, b, act):  # [..., F], [F] -> [..., F], in place: layers.bias_act
@@ -220,9 +281,12 @@ def _bias_act(x, b, act):  # [..., F], [F] -> [..., F], in place: layers.bias_ac
 def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, out=None):
     # [B,T,D] -> [B,T,D], [B,H,T,T]
     """layers.encoder_layer (post-LN), each step writing into a reused buffer or in place."""
-    a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
+    a, probs, v_bias = self_attention(x, p, bias, n_head, scratch, keep_probs)
     h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
-    h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
+    out_bias = p["attn_out"]["b"]
+    if v_bias is not None:  # the value bias folded (_fold_qkv_bias): (a + bv) Wo^T = ... + Wo bv
+        out_bias = out_bias + p["attn_out"]["w"] @ v_bias
+    h = kernels.bias_residual_layernorm(h, out_bias, x, p["attn_ln"]["g"],
                                         p["attn_ln"]["b"], eps, out=h)
     f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
                out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
@@ -268,7 +332,7 @@ def _float32_layer(p):  # every array of a layer float32, and q/k/v laid out (`q
 _LAYER_PARTS = ("q", "k", "v", "attn_out", "attn_ln", "ffn_in", "ffn_out", "ffn_ln")
 
 
-# ------------------------------------------------------------ embeddings and the LM head, fused
+# ------------------------------------------------------------ embeddings and the heads, fused
 
 def embeddings(p, input_ids=None, token_type_ids=None, position_ids=None, *,
                inputs_embeds=None, pad_token_id, eps):  # [B,T] (or [B,T,D]) -> [B,T,D]
@@ -289,6 +353,17 @@ def embeddings(p, input_ids=None, token_type_ids=None, position_ids=None, *,
     x = inputs_embeds + p["token_type"][types]
     x = x + p["position"][position_ids]
     return kernels.layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps, out=x)
+
+
+def pooler(h, p):  # [B,T,D] -> [B,D]
+    """heads.pooler with fused.linear (a few rows: the few-row kernel, not BLAS)."""
+    return np.tanh(linear(h[:, 0], p["w"], p["b"]))
+
+
+def sequence_classification_head(h, p):  # [B,T,D] -> [B,L]
+    """heads.sequence_classification_head with fused.linear."""
+    x = np.tanh(linear(h[:, 0], p["dense"]["w"], p["dense"]["b"]))
+    return linear(x, p["out_proj"]["w"], p["out_proj"]["b"])
 
 
 def lm_head(h, p, eps):  # [B,T,D] -> [B,T,V]

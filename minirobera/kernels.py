@@ -8,11 +8,13 @@ encoder layer, fused so that each array is read once:
     bias_residual_layernorm    LayerNorm(x + bias + residual)
     layer_norm                 LayerNorm(x)
     embed_layernorm            LayerNorm(word[ids] + type[type_ids] + pos[pos_ids])
+    few_rows_linear            x @ w.T + b for a few rows of x: the weights streamed once
     adamw_update               one AdamW step of one parameter (training.AdamW's hot loop)
 
-What it leaves out: the matrix multiplies (NumPy's BLAS runs them near the CPU's peak; Numba
-cannot call BLAS without SciPy), and the model itself (fused.py calls these kernels; layers.py,
-the readable encoder, never does).
+What it leaves out: the matrix multiplies of more than a few rows (NumPy's BLAS runs them
+near the CPU's peak; Numba cannot call BLAS without SciPy), and the model itself (fused.py
+calls these kernels and decides which matrix multiply runs where; layers.py, the readable
+encoder, never calls them).
 
 One switch picks the implementation: the environment variable
 ``MINIROBERA_KERNELS=numba|numpy|readable`` read at import (default: numba when it is
@@ -25,12 +27,14 @@ call of a function of this file then runs its NumPy twin. Numba is imported and 
 kernels compiled only on the first call that needs them, and compiled code is cached on disk
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
-Threads: the kernels run on the calling thread (no thread pool of their own, nothing to
-oversubscribe): the matrix multiplies around them already keep every core busy through
-NumPy's BLAS, and the kernels are ~10% of a forward pass. ``MINIROBERA_KERNEL_THREADS=2`` is
-an opt-in that compiles them with ``parallel=True`` on Numba's ``workqueue`` layer (it sleeps
-when idle; OpenMP's spinning threads fight the BLAS threads); it did not pay on 2 cores
-(bench/README.md, "What limits the targets"); bench/forward.py's ``-par`` rows re-measure it.
+Threads: one kernel, few_rows_linear, runs on every core (``parallel=True``, on the threading
+layer Numba picks; minirobera sets none): for a few rows nothing else runs, so the cores
+are free, and reading the weights on one core would take twice as long. The others run on
+the calling thread: they sit between BLAS's matrix multiplies, and after each one OpenBLAS's
+idle threads keep spinning for ~0.1 s, so a second thread of ours would share a core with
+one of them: measured, that made GELU 8x slower, not 2x faster (bench/README.md, issue 20).
+``MINIROBERA_KERNEL_THREADS=2`` is an opt-in that compiles them all with ``parallel=True``
+on Numba's ``workqueue`` layer; bench/forward.py's ``-par`` rows re-measure it.
 
 Shape legend (as in layers.py): B batch, T tokens, D hidden, H heads, Dh = D/H, F FFN width,
 V vocabulary, N = B*T rows.
@@ -48,7 +52,7 @@ from .layers import ERFC_COEFFS
 
 __all__ = [
     "get_backend", "set_backend", "gelu_bias", "masked_softmax", "adamw_update",
-    "bias_residual_layernorm", "layer_norm", "embed_layernorm",
+    "bias_residual_layernorm", "layer_norm", "embed_layernorm", "few_rows_linear",
 ]
 
 BACKENDS = ("numba", "numpy", "readable")
@@ -201,15 +205,17 @@ def _gelu_bias_loops(x, bias):  # [N,F], [F] -> None (x = gelu(x + bias))
             row[j] = np.float32(0.5) * z * (e if z < np.float32(0.0) else np.float32(2.0) - e)
 
 
-def _masked_softmax_loops(s, mask, per_query, scale):
-    # [B,H,Tq,Tk], [B,Tk] or [B*Tq,Tk] (C-contiguous rows), bool, f32 -> None
+def _masked_softmax_loops(s, mask, mode, scale):
+    # [B,H,Tq,Tk], mask rows (C-contiguous) [B,Tk] (mode 0: one per sequence), [B*Tq,Tk]
+    # (mode 1: one per query) or [B*H,Tk] (mode 2: one per head), int, f32 -> None
     B, H, Tq, Tk = s.shape
     for bh in prange(B * H):
         b = bh // H
         h = bh % H
         for i in range(Tq):
             row = s[b, h, i]
-            m = mask[b * Tq + i] if per_query else mask[b]  # one contiguous row: SIMD loads
+            r = b if mode == 0 else (b * Tq + i if mode == 1 else bh)
+            m = mask[r]  # one contiguous row: SIMD loads
             # pass 1: scale + mask, then the row max, each loop 16 floats wide (the max over
             # order keys: see _order_key; the float max of the same values is not vectorised)
             for j in range(Tk):
@@ -301,13 +307,63 @@ def _embed_layernorm_loops(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, 
         _layer_norm_row(row, gamma, beta, eps)
 
 
+def _few_rows_loops(x, w, b, y):  # [M,K], [N,K], [N], [M,N] -> None (y = x @ w.T + b)
+    # A matrix multiply of a few rows (fused.linear sends at most FEW_ROWS here) reads every
+    # weight once and does only M multiply-adds with it: memory traffic is the whole cost,
+    # and BLAS's tiled GEMM is built for the opposite case. Here each thread streams its own
+    # contiguous run of weight rows ([out, in], the checkpoint's layout) exactly once, and
+    # takes all M dot products from each row while it is in cache: four weight rows against
+    # four input rows at a time, sixteen running sums that LLVM keeps in vector registers.
+    # prange splits the output features between the threads (the one parallel loop of this
+    # file: see the module docstring).
+    M, K = x.shape
+    N = w.shape[0]
+    for jb in prange(N // 4):
+        j = 4 * jb
+        w0, w1, w2, w3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+        b0, b1, b2, b3 = b[j], b[j + 1], b[j + 2], b[j + 3]
+        m = 0
+        while m + 4 <= M:  # a 4x4 tile: rows m..m+3 of x against weight rows j..j+3
+            x0, x1, x2, x3 = x[m], x[m + 1], x[m + 2], x[m + 3]
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = np.float32(0.0)
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = np.float32(0.0)
+            for k in range(K):
+                u0, u1, u2, u3 = w0[k], w1[k], w2[k], w3[k]
+                s00 += x0[k] * u0; s01 += x0[k] * u1; s02 += x0[k] * u2; s03 += x0[k] * u3  # noqa: E702
+                s10 += x1[k] * u0; s11 += x1[k] * u1; s12 += x1[k] * u2; s13 += x1[k] * u3  # noqa: E702
+                s20 += x2[k] * u0; s21 += x2[k] * u1; s22 += x2[k] * u2; s23 += x2[k] * u3  # noqa: E702
+                s30 += x3[k] * u0; s31 += x3[k] * u1; s32 += x3[k] * u2; s33 += x3[k] * u3  # noqa: E702
+            y[m, j], y[m, j + 1], y[m, j + 2], y[m, j + 3] = s00 + b0, s01 + b1, s02 + b2, s03 + b3
+            y[m + 1, j], y[m + 1, j + 1], y[m + 1, j + 2], y[m + 1, j + 3] = (
+                s10 + b0, s11 + b1, s12 + b2, s13 + b3)
+            y[m + 2, j], y[m + 2, j + 1], y[m + 2, j + 2], y[m + 2, j + 3] = (
+                s20 + b0, s21 + b1, s22 + b2, s23 + b3)
+            y[m + 3, j], y[m + 3, j + 1], y[m + 3, j + 2], y[m + 3, j + 3] = (
+                s30 + b0, s31 + b1, s32 + b2, s33 + b3)
+            m += 4
+        while m < M:  # the last M % 4 rows of x, one at a time
+            xm = x[m]
+            s0 = s1 = s2 = s3 = np.float32(0.0)
+            for k in range(K):
+                s0 += xm[k] * w0[k]; s1 += xm[k] * w1[k]; s2 += xm[k] * w2[k]; s3 += xm[k] * w3[k]  # noqa: E702
+            y[m, j], y[m, j + 1], y[m, j + 2], y[m, j + 3] = s0 + b0, s1 + b1, s2 + b2, s3 + b3
+            m += 1
+    for j in range(N - N % 4, N):  # the last N % 4 weight rows
+        for m in range(M):
+            s = np.float32(0.0)
+            for k in range(K):
+                s += x[m, k] * w[j, k]
+            y[m, j] = s + b[j]
+
+
 prange = range  # replaced by numba.prange when the loops are compiled
 
 # Loops compiled by _numba_kernels(), helpers first (kernels resolve them as globals).
 _HELPERS = ("_order_key", "_exp32", "_erfc32", "_layer_norm_row")
 _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops", "_adamw_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
-            "_embed_layernorm_loops")
+            "_embed_layernorm_loops", "_few_rows_loops")
+_PARALLEL = ("_few_rows_loops",)  # always on Numba's threads (see the module docstring)
 
 # Run the kernels on Numba's threads (MINIROBERA_KERNEL_THREADS, see the module docstring);
 # "1" (default) keeps them on the calling thread.
@@ -355,7 +411,8 @@ def _compile_numba_kernels():
     g["_bits_as_f32"], g["_bits_as_i32"] = bits_as_f32, bits_as_i32
     for name in _HELPERS:
         g[name] = numba.njit(**helper_opts)(g[name])
-    compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
+    compiled = {name: numba.njit(**dict(kernel_opts, parallel=THREADED or name in _PARALLEL))(
+        g[name]) for name in _KERNELS}
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
 
 
@@ -375,10 +432,10 @@ def _gelu_bias_twin(x, bias):  # [N,F], [F] -> None
     x[...] = np.float32(0.5) * z * np.where(z < 0, e, np.float32(2.0) - e)
 
 
-def _masked_softmax_twin(s, mask, per_query, scale):  # as _masked_softmax_loops
-    B, _, Tq, Tk = s.shape
+def _masked_softmax_twin(s, mask, mode, scale):  # as _masked_softmax_loops
+    B, H, Tq, Tk = s.shape
     s *= scale
-    s += mask.reshape(B, Tq if per_query else 1, Tk)[:, None]
+    s += mask.reshape(((B, 1, 1, Tk), (B, 1, Tq, Tk), (B, H, 1, Tk))[mode])
     s -= s.max(axis=-1, keepdims=True)
     np.exp(s, out=s)
     s *= np.float32(1.0) / s.sum(axis=-1, keepdims=True)
@@ -409,6 +466,11 @@ def _embed_layernorm_twin(ids, pos_ids, type_ids, word, pos, typ, gamma, beta, e
     _layer_norm_twin(out, gamma, beta, eps)
 
 
+def _few_rows_twin(x, w, b, y):  # as _few_rows_loops, with BLAS
+    np.matmul(x, w.T, out=y)
+    y += b
+
+
 def _adamw_twin(p, g, m, v, decay, b1, c1, b2, c2, step_size, root_bc2, eps):  # as the loops
     p *= decay
     m *= b1
@@ -431,6 +493,7 @@ _TWINS = {
     "_bias_residual_layernorm_loops": _bias_residual_layernorm_twin,
     "_residual_bias_layernorm_loops": _residual_bias_layernorm_twin,
     "_embed_layernorm_loops": _embed_layernorm_twin,
+    "_few_rows_loops": _few_rows_twin,
 }
 
 
@@ -551,38 +614,43 @@ def gelu_bias(x, bias=None, out=None) -> np.ndarray:  # [..., F], [F] -> [..., F
 
 
 def masked_softmax(scores, mask=None, scale=1.0, out=None) -> np.ndarray:
-    # [B,H,Tq,Tk], additive [B,Tk] | [B,Tq,Tk] | [B,1,1|Tq,Tk] -> [B,H,Tq,Tk]
-    """Softmax over the last axis of ``scores * scale + mask`` (mask broadcast over heads).
+    # [B,H,Tq,Tk], additive [B,Tk] | [B,Tq,Tk] | [B,1,1|Tq,Tk] | [B,H,1,Tk] -> [B,H,Tq,Tk]
+    """Softmax over the last axis of ``scores * scale + mask``.
 
     ``mask`` is additive: 0 where a key is attended, a large negative number (transformers
     uses ``finfo(float32).min``) where it is not; ``[B,Tk]``, ``[B,Tq,Tk]`` (e.g. causal), or
-    layers.attention_bias's ``[B,1,1,Tk]`` / ``[B,1,Tq,Tk]``.
-    A fully masked row comes out uniform, as transformers' eager attention gives it.
+    layers.attention_bias's ``[B,1,1,Tk]`` / ``[B,1,Tq,Tk]``, all broadcast over the heads;
+    or ``[B,H,1,Tk]``, one row of key terms per head (fused.py adds the query bias's share
+    of the scores there). A fully masked row comes out uniform, as transformers' eager
+    attention gives it.
 
     >>> s = np.zeros((1, 1, 1, 3), np.float32)
     >>> masked_softmax(s, np.array([[0, 0, -3.4e38]], np.float32))
     array([[[[0.5, 0.5, 0. ]]]], dtype=float32)
     """
     _f32("scores", scores, 4)
-    B, _, Tq, Tk = scores.shape
+    B, H, Tq, Tk = scores.shape
+    mode = 0  # the kernels take C-contiguous mask rows: one per sequence (0), query (1), head (2)
     if mask is None:
         mask = np.zeros((B, 1, Tk), np.float32)
     else:
         _f32("mask", mask)
         if mask.ndim == 4 and mask.shape[1] == 1:  # layers.attention_bias: [B,1,1|Tq,Tk]
             mask = mask[:, 0]
+        elif mask.shape == (B, H, 1, Tk):  # one row per head
+            mode = 2
         if mask.shape == (B, Tk):
             mask = mask[:, None, :]
-        if mask.shape not in ((B, 1, Tk), (B, Tq, Tk)):
-            raise ValueError(f"mask must have shape [B,Tk] {(B, Tk)}, [B,Tq,Tk] {(B, Tq, Tk)} "
-                             f"or [B,1,1|Tq,Tk] for scores of shape {scores.shape}, "
-                             f"got {mask.shape}")
-    # the kernels take C-contiguous mask rows, one per sequence or one per query
-    per_query = mask.shape[1] != 1
+        if mode == 0 and mask.shape not in ((B, 1, Tk), (B, Tq, Tk)):
+            raise ValueError(f"mask must have shape [B,Tk] {(B, Tk)}, [B,Tq,Tk] {(B, Tq, Tk)}, "
+                             f"[B,1,1|Tq,Tk] or [B,H,1,Tk] {(B, H, 1, Tk)} for scores of shape "
+                             f"{scores.shape}, got {mask.shape}")
+        if mode == 0 and mask.shape[1] != 1:
+            mode = 1
     rows = np.ascontiguousarray(mask).reshape(-1, Tk)
     work, out = _target(scores, out, [rows])
     if work.size:
-        _impl("_masked_softmax_loops")(work, rows, per_query, np.float32(scale))
+        _impl("_masked_softmax_loops")(work, rows, mode, np.float32(scale))
     return _finish(work, out)
 
 
@@ -680,6 +748,34 @@ def embed_layernorm(input_ids, position_ids, token_type_ids, word, pos, typ, gam
         _impl("_embed_layernorm_loops")(flat_ids, flat_pos, flat_typ, word, pos, typ, gamma,
                                         beta, float(eps), out.reshape(-1, d))
     return out
+
+
+def few_rows_linear(x, w, b=None, out=None) -> np.ndarray:  # [..., K], [N,K], [N] -> [..., N]
+    """``x @ w.T + b`` (layers.linear) by streaming the weights once: the fast way for a few
+    rows of x (fused.linear sends it at most ``fused.FEW_ROWS``), where a matrix multiply
+    costs what reading the weights from memory costs. ``w`` is ``[out, in]``, the
+    checkpoint's layout, best C-contiguous (fused.compute_layout keeps every weight so);
+    another layout, or a strided x, is copied first. The sums are float32 in another order
+    than BLAS's: equal to float32 rounding, not to the bit.
+
+    >>> x = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    >>> few_rows_linear(x, np.eye(3, 2, dtype=np.float32), np.ones(3, np.float32))
+    array([[2., 3., 1.],
+           [4., 5., 1.]], dtype=float32)
+    """
+    _f32("x", x), _f32("w", w, 2)
+    n, k = w.shape
+    if x.ndim == 0 or x.shape[-1] != k:
+        raise ValueError(f"x must have shape [..., {k}] for w of shape {w.shape}, got {x.shape}")
+    bias = np.zeros(n, np.float32) if b is None else _vec("b", b, n)
+    y = _out_array(out, x.shape[:-1] + (n,))
+    if out is not None and np.may_share_memory(out, x):  # written while read: read a copy
+        x = x.copy()
+    if y.size:
+        rows = y.size // n
+        _impl("_few_rows_loops")(np.ascontiguousarray(x.reshape(rows, k)),
+                                 np.ascontiguousarray(w), bias, y.reshape(rows, n))
+    return y
 
 
 def _out_array(out, shape):

@@ -259,7 +259,7 @@ class RobertaPreTrainedModel:
         self.config = config
         if params is None:
             params = init_params(config, self.parts, np.random.default_rng(seed))
-        self.params = fused.compute_layout(params)  # transposed weights, fused q/k/v (fused.py)
+        self.params = fused.compute_layout(params)  # [out, in] weights, fused q/k/v (fused.py)
 
     def __repr__(self):
         c = self.config
@@ -328,9 +328,16 @@ class RobertaPreTrainedModel:
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
 
-    def _lm_head(self, h):  # [B,T,D] -> [B,T,V]: heads.lm_head, or fused.py's with kernels
-        head = heads.lm_head if kernels.get_backend() == "readable" else fused.lm_head
-        return head(h, self.params["lm_head"], self.config.layer_norm_eps)
+    def _lm_head(self, h):  # [B,T,D] -> [B,T,V]
+        return self._task_head("lm_head")(h, self.params["lm_head"], self.config.layer_norm_eps)
+
+    @staticmethod
+    def _task_head(name):
+        """heads.<name>, or fused.py's twin where it has one (the same head with fused.linear,
+        whose few-row matrix multiply keeps BLAS's threads out of a short input's forward),
+        unless MINIROBERA_KERNELS=readable."""
+        fast = kernels.get_backend() != "readable" and hasattr(fused, name)
+        return getattr(fused if fast else heads, name)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None,
                  position_ids=None, inputs_embeds=None, output_hidden_states=False,
@@ -355,7 +362,7 @@ class RobertaModel(RobertaPreTrainedModel):
 
     def _head(self, h, hidden, attn):
         return BaseModelOutputWithPooling(last_hidden_state=h,
-                                          pooler_output=heads.pooler(h, self.params["pooler"]),
+                                          pooler_output=self._task_head("pooler")(h, self.params["pooler"]),
                                           hidden_states=hidden, attentions=attn)
 
 
@@ -483,7 +490,7 @@ class RobertaForSequenceClassification(_TrainableModel):
     parts = ("encoder", "sequence_classifier")
 
     def _head(self, h, hidden, attn, labels=None):
-        logits = heads.sequence_classification_head(h, self.params["classifier"])
+        logits = self._task_head("sequence_classification_head")(h, self.params["classifier"])
         loss = None if labels is None else self._loss(logits, np.asarray(labels))
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden,
                                         attentions=attn)
@@ -564,7 +571,7 @@ class RobertaForMultipleChoice(_TrainableModel):
             inputs_embeds, (-1,) + np.shape(inputs_embeds)[-2:])
         inputs = prepare_inputs(self.config, *flat, embeds)
         h, hidden, attn = self._encode(inputs, output_hidden_states, output_attentions)
-        pooled = heads.pooler(h, self.params["pooler"])  # [B*C,D]
+        pooled = self._task_head("pooler")(h, self.params["pooler"])  # [B*C,D]
         logits = heads.multiple_choice_head(pooled, self.params["classifier"], n_choices)
         loss = None if labels is None else heads.cross_entropy(logits, np.asarray(labels))
         return MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=hidden,

@@ -102,6 +102,33 @@ def test_fixture_parity(entry, fmt, backend):
         assert set(out.keys()) == {f.split("/")[0] for f in expected}, call
 
 
+@pytest.mark.parametrize("entry", MANIFEST["checkpoints"], ids=lambda e: e["name"])
+def test_fixture_parity_one_sequence_at_a_time(entry):
+    """The fixtures' batches are 28-36 rows, which BLAS multiplies (fused.FEW_ROWS); one
+    sequence alone is at most 18, which kernels.few_rows_linear does. Each sequence's outputs
+    do not depend on the others', so each must equal its row of the reference."""
+    model = load(entry["name"], entry["formats"][0], entry["class"])
+    compared = 0
+    for call, (inputs, expected) in reference(entry["name"]).items():
+        # the loss is one number for the whole batch: left out, with the labels
+        inputs = {k: v for k, v in inputs.items() if not k.endswith(("labels", "positions"))
+                  or k == "position_ids"}
+        expected = {k: v for k, v in expected.items() if k != "loss"}
+        n = len(next(iter(inputs.values())))
+        for b in range(n):
+            one = {k: v[b:b + 1] for k, v in inputs.items()}
+            assert next(iter(one.values())).shape[:-1 - ("inputs_embeds" in one)] in ((1,), (1, 2))
+            full = any(k.startswith("hidden_states") for k in expected)
+            out = model(**one, output_hidden_states=full, output_attentions=full)
+            skip = fully_masked_queries(attention_mask_of(one), model.config.is_decoder)
+            for field, theirs in expected.items():
+                f = len(theirs) // n  # multiple choice: hidden states are [B*C, T, D]
+                diff = compare(field, output_value(out, field), theirs[b * f:(b + 1) * f], skip)
+                assert diff <= ATOL, f"{call}[{b}]: {field} differs by {diff:.3g}"
+                compared += 1
+    assert compared >= 8
+
+
 def test_fixtures_cover_every_class_activation_and_format():
     entries = MANIFEST["checkpoints"]
     assert {e["class"] for e in entries} == {

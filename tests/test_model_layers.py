@@ -140,15 +140,19 @@ def test_fused_encoder_runs_the_readable_layer_without_fused_weights():
 
 
 def test_compute_layout_keeps_q_k_v_as_views_of_one_fused_weight():
-    p = fused.compute_layout(layers.random_params(vocab=30, dim=16, heads=2, ffn=24, layers=1,
-                                                  positions=40, seed=3))
+    p = layers.random_params(vocab=30, dim=16, heads=2, ffn=24, layers=1, positions=40, seed=3)
+    strided = p["layers"][0]["ffn_out"]["w"] = np.asfortranarray(p["layers"][0]["ffn_out"]["w"])
+    p = fused.compute_layout(p)
     block = p["layers"][0]
-    assert block["qkv"]["w"].shape == (48, 16) and block["qkv"]["w"].T.flags.c_contiguous
+    assert block["qkv"]["w"].shape == (48, 16) and block["qkv"]["w"].flags.c_contiguous
     for n, name in enumerate("qkv"):
         assert np.shares_memory(block[name]["w"], block["qkv"]["w"])
         np.testing.assert_array_equal(block["qkv"]["w"][16 * n:16 * (n + 1)], block[name]["w"])
         np.testing.assert_array_equal(block["qkv"]["b"][16 * n:16 * (n + 1)], block[name]["b"])
-    assert block["ffn_in"]["w"].shape == (24, 16) and block["ffn_in"]["w"].T.flags.c_contiguous
+    assert block["ffn_in"]["w"].shape == (24, 16) and block["ffn_in"]["w"].flags.c_contiguous
+    # every Linear weight [out, in] C-contiguous: one in another layout is copied into it
+    assert block["ffn_out"]["w"].flags.c_contiguous and block["ffn_out"]["w"] is not strided
+    np.testing.assert_array_equal(block["ffn_out"]["w"], strided)
 
 
 def test_numba_kernels_load_once_when_two_threads_ask_at_once():

@@ -1,0 +1,190 @@
+"""fused.py's speed-only rearrangements equal the plain math: the few-row matrix multiply
+(kernels.few_rows_linear) equal to BLAS, the rule that picks it, and the folded q/k/v bias.
+
+Known answers come from float64 NumPy (the readable definitions); the model parity tests
+(test_model.py) hold the whole forward equal to transformers on both sides of the rule.
+"""
+
+import numpy as np
+import pytest
+
+from minirobera import fused, kernels, layers
+
+pytest.importorskip("numba")
+
+EPS = np.finfo(np.float32).eps
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def truth(x, w, b):  # float64 x @ w.T + b, and the size of what was summed, |x| @ |w|.T + |b|
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    b64 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+    return x64 @ w64.T + b64, np.abs(x64) @ np.abs(w64).T + np.abs(b64)
+
+
+def rounding_bound(x, w, b):
+    """4 sqrt(K) float32 roundings of the summed magnitudes: what a float32 sum of K
+    products in any order is off by in practice (BLAS's too, checked below)."""
+    _, size = truth(x.reshape(-1, x.shape[-1]), w, b)
+    return 4 * np.sqrt(w.shape[1] + 1) * EPS * size + 1e-30
+
+
+def assert_float32_rounding(got, x, w, b):  # |got - exact| within rounding_bound
+    want, _ = truth(x.reshape(-1, x.shape[-1]), w, b)
+    err = np.abs(got.reshape(want.shape).astype(np.float64) - want)
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    assert (err <= rounding_bound(x, w, b)).all(), float((err / rounding_bound(x, w, b)).max())
+
+
+@pytest.fixture(params=["numba", "numpy"])
+def backend(request):
+    old = kernels.set_backend(request.param)
+    yield request.param
+    kernels.set_backend(old)
+
+
+# ------------------------------------------------------------------ the few-row kernel
+
+@pytest.mark.parametrize("rows", [1, 3, 7, 16, 24])
+@pytest.mark.parametrize("k,n", [(768, 2304), (37, 45), (3072, 13), (5, 1), (17, 3)])
+def test_few_rows_equals_blas_on_odd_shapes(rows, k, n, backend):
+    rng = np.random.default_rng(rows * 1000 + k + n)
+    x, w, b = rand(rng, rows, k), rand(rng, n, k), rand(rng, n)
+    got = kernels.few_rows_linear(x, w, b)
+    assert got.shape == (rows, n)
+    assert_float32_rounding(got, x, w, b)
+    blas = layers.linear(x, w, b)  # BLAS meets the same bound: it is float32 rounding
+    assert_float32_rounding(blas, x, w, b)
+    assert (np.abs(got - blas) <= 2 * rounding_bound(x, w, b)).all()  # so within 2 of BLAS
+
+
+def test_few_rows_is_not_bitwise_blas_but_every_tile_and_edge_is_computed():
+    # values that make each output a distinct small integer: exact in float32 in any order,
+    # so every (row, column) the tiles and the M % 4, N % 4 edges write is checked exactly
+    M, K, N = 7, 9, 11
+    x = np.arange(M * K, dtype=np.float32).reshape(M, K) % 5
+    w = np.arange(N * K, dtype=np.float32).reshape(N, K) % 3
+    b = np.arange(N, dtype=np.float32)
+    for backend in ("numba", "numpy"):
+        old = kernels.set_backend(backend)
+        try:
+            got = kernels.few_rows_linear(x, w, b)
+        finally:
+            kernels.set_backend(old)
+        np.testing.assert_array_equal(got, x.astype(np.int64) @ w.T.astype(np.int64) + b)
+
+
+def test_few_rows_takes_strided_inputs_batches_out_and_no_bias(backend):
+    rng = np.random.default_rng(1)
+    big = rand(rng, 3, 10, 64)
+    x = big[:, ::3, 5:45]  # [3,4,40]: strided on every axis
+    w_t = rand(rng, 40, 21).T  # [21,40], not C-contiguous: copied first
+    b = rand(rng, 21)
+    got = kernels.few_rows_linear(x, w_t, b)
+    assert got.shape == (3, 4, 21)
+    assert_float32_rounding(got, x, w_t, b)
+    assert_float32_rounding(kernels.few_rows_linear(x, w_t), x, w_t, None)
+    out = np.full((3, 4, 21), np.nan, np.float32)
+    assert kernels.few_rows_linear(x, w_t, b, out=out) is out
+    np.testing.assert_array_equal(out, got)
+
+
+def test_few_rows_out_may_be_its_own_input(backend):
+    rng = np.random.default_rng(2)
+    x, w = rand(rng, 5, 16), rand(rng, 16, 16)
+    want = kernels.few_rows_linear(x, w)
+    assert kernels.few_rows_linear(x, w, out=x) is x  # read before it is written
+    np.testing.assert_array_equal(x, want)
+
+
+def test_few_rows_empty_and_bad_arguments(backend):
+    w = np.ones((3, 4), np.float32)
+    assert kernels.few_rows_linear(np.ones((0, 4), np.float32), w).shape == (0, 3)
+    np.testing.assert_array_equal(kernels.few_rows_linear(np.ones((2, 0), np.float32),
+                                                          np.ones((3, 0), np.float32),
+                                                          np.arange(3, dtype=np.float32)),
+                                  [[0, 1, 2], [0, 1, 2]])
+    with pytest.raises(ValueError, match=r"x must have shape \[\.\.\., 4\]"):
+        kernels.few_rows_linear(np.ones((2, 5), np.float32), w)
+    with pytest.raises(TypeError, match="float32"):
+        kernels.few_rows_linear(np.ones((2, 4)), w)
+    with pytest.raises(ValueError, match=r"b must have shape \(3,\)"):
+        kernels.few_rows_linear(np.ones((2, 4), np.float32), w, np.ones(4, np.float32))
+    with pytest.raises(ValueError, match="out must be a C-contiguous float32 array"):
+        kernels.few_rows_linear(np.ones((2, 4), np.float32), w, out=np.empty((3, 2), np.float32).T)
+
+
+# ------------------------------------------------------------------ the rule
+
+def test_linear_takes_the_kernel_up_to_few_rows_and_blas_above(monkeypatch):
+    calls = []
+    real = kernels.few_rows_linear
+    monkeypatch.setattr(kernels, "few_rows_linear",
+                        lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
+    rng = np.random.default_rng(3)
+    w, b = rand(rng, 6, 8), rand(rng, 6)
+    for rows in (1, fused.FEW_ROWS, fused.FEW_ROWS + 1):
+        x = rand(rng, 1, rows, 8)
+        assert_float32_rounding(fused.linear(x, w, b), x, w, b)
+    assert calls == [(1, 1, 8), (1, fused.FEW_ROWS, 8)]  # not the FEW_ROWS + 1 rows
+    fused.linear(rand(rng, 2, 8).astype(np.float64), w)  # float64: BLAS
+    fused.linear(rand(rng, 2, 8), np.asfortranarray(w))  # not compute_layout's layout: BLAS
+    assert len(calls) == 2
+
+
+# ------------------------------------------------------------------ the folded q/k/v bias
+
+def _layer(seed, dim=32, heads=4):
+    p = fused.compute_layout(layers.random_params(vocab=30, dim=dim, heads=heads, ffn=48,
+                                                  layers=1, positions=64, seed=seed))
+    layer = p["layers"][0]
+    for name in ("q", "k", "v"):  # large biases, so that a missing one could not hide
+        layer[name]["b"][...] = np.random.default_rng(seed).standard_normal(dim) * 3
+    return layer
+
+
+@pytest.mark.parametrize("B,T", [(1, 25), (2, 13), (3, 40)])
+def test_folded_qkv_bias_equals_adding_it(B, T):
+    layer, H = _layer(B * T), 4
+    rng = np.random.default_rng(T)
+    x = rand(rng, B, T, 32)
+    mask = np.ones((B, T), np.int64)
+    mask[-1, T - 3:] = 0  # padding
+    mask[0, :] = 0 if B > 1 else 1  # a sequence with no key at all (uniform rows)
+    bias = layers.attention_bias(mask, causal=False)
+    assert B * T > fused.FEW_ROWS  # the folding side of the rule
+    ctx, probs, v_bias = fused.self_attention(x, layer, bias, H)
+    assert v_bias is not None
+    want_ctx, want_probs = layers.self_attention(x.astype(np.float64), layer, bias, H)
+    np.testing.assert_allclose(probs, want_probs, atol=2e-6)
+    np.testing.assert_allclose(ctx + v_bias, want_ctx, atol=1e-5, rtol=1e-5)
+    got, _ = fused.encoder_layer(x.copy(), layer, bias, H, "gelu", 1e-5)
+    want, _ = layers.encoder_layer(x.astype(np.float64), layer, bias, H, "gelu", 1e-5)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_causal_masks_and_few_rows_keep_the_bias_in_the_projection():
+    layer, H = _layer(7), 4
+    x = rand(np.random.default_rng(0), 2, 20, 32)
+    for bias in (layers.attention_bias(np.ones((2, 20)), causal=True),  # one row per query
+                 layers.attention_bias(np.ones((1, 20)), causal=False)):  # 20 rows <= FEW_ROWS
+        xs = x[:bias.shape[0]]
+        ctx, _, v_bias = fused.self_attention(xs, layer, bias, H)
+        assert v_bias is None
+        want, _ = layers.self_attention(xs.astype(np.float64), layer, bias, H)
+        np.testing.assert_allclose(ctx, want, atol=1e-5, rtol=1e-5)
+
+
+def test_softmax_takes_one_mask_row_per_head(backend):
+    rng = np.random.default_rng(5)
+    s, m = rand(rng, 2, 3, 4, 6), rand(rng, 2, 3, 1, 6)
+    m[1, 2, 0, :2] = np.finfo(np.float32).min
+    want = s.astype(np.float64) * 0.5 + m
+    want = np.exp(want - want.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    np.testing.assert_allclose(kernels.masked_softmax(s, m, 0.5), want, atol=1e-6)
+    with pytest.raises(ValueError, match=r"or \[B,H,1,Tk\] \(2, 3, 1, 6\)"):
+        kernels.masked_softmax(s, rand(rng, 2, 2, 1, 6))
