@@ -346,6 +346,107 @@ def rss_probe(args) -> None:
           flush=True)
 
 
+def bandwidth_probe(args) -> None:
+    """Fresh process: the machine's achievable read bandwidth, STREAM-like: a 1 GiB float32
+    array (several times any L3 here) summed by a Numba prange loop on --threads threads,
+    best of 5; prints GB/s. What a forward that reads every weight once is bounded by."""
+    import numba
+
+    @numba.njit(parallel=True, fastmath=True, nogil=True)
+    def read(a):
+        total = np.float32(0.0)
+        for i in numba.prange(a.shape[0]):
+            total += a[i]
+        return total
+
+    a = np.ones(2**28, np.float32)
+    read(a[:1024])
+    best = min(_timed(read, a) for _ in range(5))
+    print(json.dumps({"GBps": a.nbytes / best / 1e9, "threads": numba.get_num_threads()}),
+          flush=True)
+
+
+def _timed(fn, *args):
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
+def measure_bandwidth(args) -> float | None:
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--bandwidth", "1",
+                        "--threads", str(args.threads)], env=_env("bandwidth", args.threads),
+                       capture_output=True, text=True, cwd=REPO)
+    if p.returncode:
+        print(f"bandwidth probe failed: {p.stderr.strip().splitlines()[-1:]}", flush=True)
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])["GBps"]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), with what a VM's generic name hides: the widest
+    vector extension and, for Intel, the Sapphire Rapids class mark (AVX512-FP16)."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.processor() or platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                      if line.startswith("flags")), []))
+    marks = []
+    if "avx512_fp16" in flags:
+        marks.append("Sapphire Rapids class")
+    marks.append("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2")
+    return f"{name} ({', '.join(marks)}), {os.cpu_count()} cores"
+
+
+def encoder_weight_bytes(ckpt: Path) -> int:
+    """Bytes of the encoder's matrices, which a forward of a few tokens reads once each."""
+    c = json.loads((ckpt / "config.json").read_text())
+    D, F, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    return 4 * L * (4 * D * D + 2 * D * F)
+
+
+CPU_RECORD = HERE / "forward-cpus.json"  # one entry per CPU model this benchmark ran on
+
+
+def record_cpu(shapes, med, raw, impls, bandwidth, ckpt, args) -> str:
+    """Keep this run's figures as the entry of this CPU model in bench/forward-cpus.json (a
+    later run on the same CPU replaces it) and return every CPU's entry as a markdown table."""
+    rec = json.loads(CPU_RECORD.read_text()) if CPU_RECORD.exists() else {}
+    ratio = {}
+    for a, b in PAIRS:
+        for s in shapes:
+            q = _paired(raw, a, b, s)
+            if q:
+                ratio[f"{a} / {b} {s[0]}x{s[1]}"] = round(float(np.median(q)), 3)
+    rec[cpu_model()] = {
+        "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python bench/forward.py"]
+                                                                + sys.argv[1:]),
+        "blas": openblas_kernels(), "read GB/s": bandwidth and round(bandwidth, 1),
+        "ms": {f"{i} {B}x{T}": round(med[i, (B, T)], 1) for i in impls for B, T in shapes},
+        "paired ratios": ratio}
+    if bandwidth and ("minirobera-numba", (1, 8)) in med:
+        limit = encoder_weight_bytes(ckpt) / (bandwidth * 1e9) * 1e3
+        rec[cpu_model()]["1x8 bandwidth limit ms"] = round(limit, 1)
+    CPU_RECORD.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
+    return cpu_table(rec)
+
+
+def cpu_table(rec: dict) -> str:
+    head = ["CPU", "date", "read GB/s", "shape", "minirobera (Numba) ms", "eager ms",
+            "ONNX Runtime ms", "Numba / eager", "Numba / ONNX Runtime", "bandwidth limit / Numba"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for cpu, e in sorted(rec.items()):
+        shapes = sorted({k.split()[-1] for k in e["ms"]}, key=lambda s: tuple(map(int, s.split("x"))))
+        for s in shapes:
+            ms = lambda impl: e["ms"].get(f"{impl} {s}")  # noqa: E731
+            pr = lambda b: e["paired ratios"].get(f"minirobera-numba / {b} {s}")  # noqa: E731
+            limit = e.get("1x8 bandwidth limit ms") if s == "1x8" else None
+            cells = [cpu, e["date"], e.get("read GB/s"), s, ms("minirobera-numba"),
+                     ms("hf-eager"), ms("onnxruntime"), pr("hf-eager"), pr("onnxruntime"),
+                     limit and ms("minirobera-numba") and round(limit / ms("minirobera-numba"), 2)]
+            lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
 # ============================================================================ the driver side
 
 def random_base_model(config_path: Path):
@@ -521,15 +622,22 @@ PAIRS = [("minirobera-numba", "hf-eager"), ("minirobera-numba", "hf-sdpa"),
          ("minirobera-numba", "onnxruntime"), ("onnxruntime", "hf-eager")]
 
 
+def _per_round(raw, impl, s):  # {round: median ms of impl at shape s in that round}
+    rounds = {}
+    for e in raw.get((impl, s), []):
+        rounds.setdefault(e["round"], []).extend(e["ms"])
+    return {r: float(np.median(v)) for r, v in rounds.items()}
+
+
+def _paired(raw, a, b, s):  # [a / b in each round where both ran]
+    ra, rb = _per_round(raw, a, s), _per_round(raw, b, s)
+    return [ra[r] / rb[r] for r in ra if r in rb]
+
+
 def paired_table(shapes, raw):
     """Ratios paired by round: each round's median of one implementation over the other's in
     the same round, then the median (and range) over rounds. The machine's speed drifts by
     10-20% over minutes; pairing by round takes that drift out of the ratio."""
-    def per_round(impl, s):
-        rounds = {}
-        for e in raw.get((impl, s), []):
-            rounds.setdefault(e["round"], []).extend(e["ms"])
-        return {r: float(np.median(v)) for r, v in rounds.items()}
     pairs = [(a, b) for a, b in PAIRS if any((a, s) in raw and (b, s) in raw for s in shapes)]
     if not pairs:
         return ""
@@ -538,8 +646,7 @@ def paired_table(shapes, raw):
     for s in shapes:
         row = [f"{s[0]}x{s[1]}"]
         for a, b in pairs:
-            ra, rb = per_round(a, s), per_round(b, s)
-            q = [ra[r] / rb[r] for r in ra if r in rb]
+            q = _paired(raw, a, b, s)
             row.append(f"{np.median(q):.3f} ({min(q):.2f}-{max(q):.2f})" if q else "")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -602,6 +709,9 @@ def main(argv=None):
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--rss", help=argparse.SUPPRESS)
     ap.add_argument("--onnx-export", help=argparse.SUPPRESS)
+    ap.add_argument("--bandwidth", help=argparse.SUPPRESS)
+    ap.add_argument("--no-record", action="store_true",
+                    help=f"do not keep this run as this CPU's entry in {CPU_RECORD.name}")
     ap.add_argument("--model-class", default="RobertaModel", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.procs < 1 or args.rounds < 1:
@@ -612,6 +722,8 @@ def main(argv=None):
         return rss_probe(args)
     if args.onnx_export:
         return onnx_export(args)
+    if args.bandwidth:
+        return bandwidth_probe(args)
     if "onnxruntime" in args.impls.split(",") and _ort_missing():
         why = (f"onnxruntime: not installed: {', '.join(_ort_missing())} "
                f"(pip install -e '.[bench]')")
@@ -626,12 +738,14 @@ def main(argv=None):
     ckpt = args.ckpt or make_checkpoint(args.config, WORK / "roberta-base-random")
     t_start = time.time()
     load0 = os.getloadavg()
+    bandwidth = measure_bandwidth(args)
     shapes, impls, med, best, foreign, info, raw = run_benchmark(args, ckpt)
     md = [f"Forward pass, roberta-base config, random weights, fp32, {args.threads} threads, "
           f"each implementation in its own processes ({args.procs}, taking turns), "
           f"{args.rounds} alternating rounds, medians.",
-          f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"numpy {np.__version__}; {json.dumps({k: v for k, v in info.items() if len(v) > 1})}",
+          f"Machine: {cpu_model()}; numpy {np.__version__}; "
+          f"{json.dumps({k: v for k, v in info.items() if len(v) > 1})}",
+          bandwidth_line(bandwidth, ckpt, med, args.threads),
           f"Load: loadavg at start {load0[0]:.2f}; CPU used by other processes during the timed "
           f"runs: median {np.median(foreign):.2f} cores, max {max(foreign):.2f} "
           f"(run took {time.time() - t_start:.0f} s).", "", "Medians (ms) and ratios:", "",
@@ -654,11 +768,29 @@ def main(argv=None):
                 md.append(f"| {impl} | {r['baseline'] / 2**20:.0f} | {r['runtime'] / 2**20:.0f} | "
                           f"{r['load'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
                           f"{r['peak'] / size:.2f} | {(r['peak'] - r['runtime']) / size:.2f} |")
+    if not args.no_record:
+        md += ["", f"Every CPU this benchmark has run on (bench/{CPU_RECORD.name}; this run "
+                   f"replaced its CPU's entry):", "",
+               record_cpu(shapes, med, raw, impls, bandwidth, ckpt, args)]
     text = "\n".join(md)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
     print(f"\n(written to {args.out})")
+
+
+def bandwidth_line(bandwidth, ckpt, med, threads) -> str:
+    if not bandwidth:
+        return "Read bandwidth: not measured (the probe failed)."
+    limit = encoder_weight_bytes(ckpt) / (bandwidth * 1e9) * 1e3
+    line = (f"Read bandwidth ({threads} threads, STREAM-like sum of 1 GiB): {bandwidth:.1f} GB/s; "
+            f"the encoder's weights ({encoder_weight_bytes(ckpt) / 1e6:.0f} MB) take "
+            f"{limit:.1f} ms to read: the floor of a forward of a few tokens.")
+    at = {i: m for (i, s), m in med.items() if s == (1, 8)}
+    if at:
+        line += " At 1x8, that floor / the measured forward: " + ", ".join(
+            f"{i} {limit / m:.2f}" for i, m in sorted(at.items()))
+    return line
 
 
 def parser_default(ap, dest):

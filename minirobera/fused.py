@@ -189,15 +189,22 @@ def _release_pages(a):
 FEW_ROWS = 24
 
 
-def linear(x, w, b=None, out=None):  # [..., In], [Out, In], [Out] -> [..., Out]
+def linear(x, w, b=None, out=None, *, rows=None):  # [..., In], [Out, In], [Out] -> [..., Out]
     """layers.linear (x @ w.T + b), by kernels.few_rows_linear for at most FEW_ROWS rows of
     float32 against a C-contiguous float32 weight (compute_layout's), else by BLAS.
+
+    `rows` makes the choice on another row count than x's: a head passes its encoder's, so
+    that a forward runs on one side of the rule. After BLAS's matrix multiplies OpenBLAS's
+    idle threads spin for ~0.1 s, and the kernel's second thread would share a core with
+    one (bench/few_rows.py --after-blas): a few-row head after a many-row encoder stays on
+    BLAS.
 
     >>> x = np.ones((1, 3, 2), np.float32); w = np.arange(4, dtype=np.float32).reshape(2, 2)
     >>> bool(np.allclose(linear(x, w), layers.linear(x, w)))
     True
     """
-    rows = x.size // x.shape[-1] if x.ndim and x.shape[-1] else 0
+    own = x.size // x.shape[-1] if x.ndim and x.shape[-1] else 0
+    rows = own if rows is None else max(rows, own)
     if (0 < rows <= FEW_ROWS and x.dtype == w.dtype == np.float32 and w.flags.c_contiguous
             and (b is None or b.dtype == np.float32)):
         return kernels.few_rows_linear(x, w, b, out=out)
@@ -356,24 +363,26 @@ def embeddings(p, input_ids=None, token_type_ids=None, position_ids=None, *,
 
 
 def pooler(h, p):  # [B,T,D] -> [B,D]
-    """heads.pooler with fused.linear (a few rows: the few-row kernel, not BLAS)."""
-    return np.tanh(linear(h[:, 0], p["w"], p["b"]))
+    """heads.pooler with fused.linear, on the side of the rule the encoder's B*T rows took."""
+    return np.tanh(linear(h[:, 0], p["w"], p["b"], rows=h.shape[0] * h.shape[1]))
 
 
 def sequence_classification_head(h, p):  # [B,T,D] -> [B,L]
-    """heads.sequence_classification_head with fused.linear."""
-    x = np.tanh(linear(h[:, 0], p["dense"]["w"], p["dense"]["b"]))
-    return linear(x, p["out_proj"]["w"], p["out_proj"]["b"])
+    """heads.sequence_classification_head with fused.linear, as pooler."""
+    rows = h.shape[0] * h.shape[1]
+    x = np.tanh(linear(h[:, 0], p["dense"]["w"], p["dense"]["b"], rows=rows))
+    return linear(x, p["out_proj"]["w"], p["out_proj"]["b"], rows=rows)
 
 
-def lm_head(h, p, eps):  # [B,T,D] -> [B,T,V]
+def lm_head(h, p, eps, rows=None):  # [..., D] -> [..., V]
     """heads.lm_head (dense -> exact GELU -> LayerNorm -> tied decoder) with the GELU and the
-    LayerNorm as kernels, in place, on float32."""
+    LayerNorm as kernels, in place, on float32. `rows`: the encoder's row count, when h is a
+    gather of some of its rows (fill-mask's <mask> positions; see `linear`)."""
     from . import heads
 
     if not all(a.dtype == np.float32 for a in (h, p["dense"]["b"], p["ln"]["g"], p["ln"]["b"])):
         return heads.lm_head(h, p, eps)
-    x = linear(h, p["dense"]["w"])
+    x = linear(h, p["dense"]["w"], rows=rows)
     x = kernels.gelu_bias(x, p["dense"]["b"], out=x)  # Quirk: always exact GELU
     x = kernels.layer_norm(x, p["ln"]["g"], p["ln"]["b"], eps, out=x)
-    return linear(x, p["decoder"]["w"], p["decoder"]["b"])
+    return linear(x, p["decoder"]["w"], p["decoder"]["b"], rows=rows)

@@ -328,14 +328,16 @@ class RobertaPreTrainedModel:
         return (h, tuple(hidden) if output_hidden_states else None,
                 tuple(attn) if output_attentions else None)
 
-    def _lm_head(self, h):  # [B,T,D] -> [B,T,V]
-        return self._task_head("lm_head")(h, self.params["lm_head"], self.config.layer_norm_eps)
+    def _lm_head(self, h, encoded_rows=None):  # [B,T,D] (or [M,D] of B*T rows) -> [..., V]
+        if kernels.get_backend() == "readable":
+            return heads.lm_head(h, self.params["lm_head"], self.config.layer_norm_eps)
+        return fused.lm_head(h, self.params["lm_head"], self.config.layer_norm_eps,
+                             rows=encoded_rows)
 
     @staticmethod
     def _task_head(name):
         """heads.<name>, or fused.py's twin where it has one (the same head with fused.linear,
-        whose few-row matrix multiply keeps BLAS's threads out of a short input's forward),
-        unless MINIROBERA_KERNELS=readable."""
+        on the side of its few-row rule the encoder took), unless MINIROBERA_KERNELS=readable."""
         fast = kernels.get_backend() != "readable" and hasattr(fused, name)
         return getattr(fused if fast else heads, name)
 
@@ -447,7 +449,7 @@ class RobertaForMaskedLM(_TrainableModel):
         inputs = prepare_inputs(self.config, input_ids, attention_mask, None, None, None)
         h, _, _ = self._encode(inputs, False, False)
         rows, tokens = np.asarray(positions, dtype=np.int64).reshape(-1, 2).T
-        return self._lm_head(h[rows, tokens])
+        return self._lm_head(h[rows, tokens], encoded_rows=h.shape[0] * h.shape[1])
 
     def __init__(self, config, params=None, *, seed=None):
         if config.is_decoder:

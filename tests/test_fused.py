@@ -188,3 +188,35 @@ def test_softmax_takes_one_mask_row_per_head(backend):
     np.testing.assert_allclose(kernels.masked_softmax(s, m, 0.5), want, atol=1e-6)
     with pytest.raises(ValueError, match=r"or \[B,H,1,Tk\] \(2, 3, 1, 6\)"):
         kernels.masked_softmax(s, rand(rng, 2, 2, 1, 6))
+
+
+def test_a_forward_stays_on_one_side_of_the_rule(monkeypatch):
+    # after BLAS's products OpenBLAS's threads spin, and the kernel would share a core with
+    # them: the heads of a many-row forward use BLAS too, even on their one row per sequence
+    from minirobera import RobertaConfig, RobertaForMaskedLM, RobertaForSequenceClassification
+
+    calls = []
+    real = kernels.few_rows_linear
+    monkeypatch.setattr(kernels, "few_rows_linear",
+                        lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
+    config = RobertaConfig(vocab_size=40, hidden_size=16, num_attention_heads=2,
+                           intermediate_size=24, num_hidden_layers=2, max_position_embeddings=64)
+    for cls in (RobertaForSequenceClassification, RobertaForMaskedLM):
+        model = cls(config, seed=0)
+        for T in (fused.FEW_ROWS - 2, fused.FEW_ROWS + 1):
+            ids = np.full((1, T), 5)
+            ids[0, 0], ids[0, -1] = 0, 2
+            want = model(ids).logits[0, 1] if cls is RobertaForMaskedLM else None
+            calls.clear()
+            if cls is RobertaForMaskedLM:
+                out = model.logits_at(ids, positions=[(0, 1)])  # one row of the LM head
+            else:
+                out, want = model(ids).logits, None
+            if T <= fused.FEW_ROWS:
+                assert len(calls) == 4 * 2 + 2  # every layer's four, then the head's two
+            else:
+                assert calls == []
+            if want is not None:
+                np.testing.assert_allclose(out[0], want, atol=1e-5)
+    assert fused.linear(rand(np.random.default_rng(0), 1, 8), np.ones((3, 8), np.float32),
+                        rows=fused.FEW_ROWS + 1).shape == (1, 3) and calls == []
