@@ -185,8 +185,9 @@ def _release_pages(a):
 # At most this many rows (tokens in the batch) go to kernels.few_rows_linear, more to BLAS.
 # Below it a matrix multiply is bound by reading the weights, which the kernel does at close
 # to the machine's bandwidth on every core; above it the multiply-adds dominate, where BLAS
-# is the faster. `python bench/few_rows.py` measures both on the running CPU at 1-64 rows.
-FEW_ROWS = 24
+# is the faster. `python bench/few_rows.py` measures both on the running CPU at 1-64 rows
+# (bench/README.md: the kernel ties BLAS near 48 rows; 32 keeps a margin).
+FEW_ROWS = 32
 
 
 def linear(x, w, b=None, out=None, *, rows=None):  # [..., In], [Out, In], [Out] -> [..., Out]

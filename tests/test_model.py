@@ -103,10 +103,28 @@ def test_fixture_parity(entry, fmt, backend):
 
 
 @pytest.mark.parametrize("entry", MANIFEST["checkpoints"], ids=lambda e: e["name"])
+def test_fixture_parity_with_blas_for_every_product(entry, monkeypatch):
+    """The fixtures' batches are 28-36 rows, on either side of fused.FEW_ROWS; here every
+    product goes to BLAS (and the q/k/v bias is folded wherever the mask allows), the side
+    a longer input takes."""
+    from minirobera import fused
+
+    monkeypatch.setattr(fused, "FEW_ROWS", 0)
+    model = load(entry["name"], entry["formats"][0], entry["class"])
+    for call, (inputs, expected) in reference(entry["name"]).items():
+        full = any(k.startswith("hidden_states") for k in expected)
+        out = model(**inputs, output_hidden_states=full, output_attentions=full)
+        skip = fully_masked_queries(attention_mask_of(inputs), model.config.is_decoder)
+        for field, theirs in expected.items():
+            diff = compare(field, output_value(out, field), theirs, skip)
+            assert diff <= ATOL, f"{call}: {field} differs by {diff:.3g}"
+
+
+@pytest.mark.parametrize("entry", MANIFEST["checkpoints"], ids=lambda e: e["name"])
 def test_fixture_parity_one_sequence_at_a_time(entry):
-    """The fixtures' batches are 28-36 rows, which BLAS multiplies (fused.FEW_ROWS); one
-    sequence alone is at most 18, which kernels.few_rows_linear does. Each sequence's outputs
-    do not depend on the others', so each must equal its row of the reference."""
+    """One sequence alone is at most 18 rows, which kernels.few_rows_linear multiplies
+    (fused.FEW_ROWS). Each sequence's outputs do not depend on the others', so each must
+    equal its row of the reference."""
     model = load(entry["name"], entry["formats"][0], entry["class"])
     compared = 0
     for call, (inputs, expected) in reference(entry["name"]).items():
