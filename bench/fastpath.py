@@ -1,8 +1,12 @@
 """The fast encoder forward of minirobera/fused.py as one script, and its GEMM-only floor.
 
+Every product here is BLAS's: this is fused.py's schedule as it was before issue 20 (no
+few-row kernel, no folded q/k/v bias), kept as the BLAS-only reference, and its `gemm_floor`
+is the "floor" row of bench/forward.py: OpenBLAS's matrix multiplies alone.
+
 What it shows (each measured in bench/forward.py):
-  * Linear weights transposed ONCE at load to [in, out] contiguous (`x @ W.T` on the stored
-    [out, in] layout is up to 2x slower at 8 rows and ~15% at 128 rows with OpenBLAS here);
+  * Linear weights transposed ONCE at load to [in, out] contiguous (the layout OpenBLAS is
+    fastest with below ~48 rows; fused.py keeps [out, in] and sends few rows to its kernel);
   * Q, K, V fused into one [D, 3D] weight: one GEMM instead of three;
   * every activation buffer allocated once per forward and reused by all layers (`out=`), so
     no large temporaries are created, zeroed and page-faulted twelve times;

@@ -19,7 +19,8 @@ CPU other processes used during the timed runs ("foreign load", in cores).
 Implementations (--impls):
     minirobera-numba   minirobera.RobertaModel, MINIROBERA_KERNELS=numba
     minirobera-numpy   minirobera.RobertaModel, MINIROBERA_KERNELS=numpy
-    fastpath-numba     bench/fastpath.py: the fast schedule of minirobera/fused.py, in one script
+    fastpath-numba     bench/fastpath.py: fused.py's schedule with BLAS for every product (as it
+                       was before the few-row kernel), in one script
     hf-eager, hf-sdpa  transformers RobertaModel (torch), attn_implementation eager / sdpa
     floor              the matrix multiplies of fastpath alone (weights pre-transposed)
     onnxruntime        transformers RobertaModel exported by torch.onnx.export (dynamo exporter,
@@ -40,7 +41,11 @@ Implementations (--impls):
 Prints per shape the median ms of each, the ratio to transformers eager (and sdpa), the
 fraction of the GEMM floor, the ratio to ONNX Runtime, then peak RSS of load + one 1x128
 forward against the checkpoint size; writes the same as a markdown table (--out, default
-bench/_work/forward.md). The NumPy workers report which OpenBLAS kernels they run
+bench/_work/forward.md). Before the runs it measures the machine's read bandwidth (a
+STREAM-like sum of 1 GiB in a fresh process) and reports 1x8 against the time the encoder's
+weights take to read at that rate. After them it keeps the run's figures as its CPU model's
+entry of bench/forward-cpus.json (committed: one entry per CPU the benchmark has run on) and
+prints every CPU's rows. The NumPy workers report which OpenBLAS kernels they run
 (threadpoolctl's `architecture`; OPENBLAS_CORETYPE, if the user sets it, changes them).
 """
 
@@ -417,9 +422,11 @@ def record_cpu(shapes, med, raw, impls, bandwidth, ckpt, args) -> str:
             q = _paired(raw, a, b, s)
             if q:
                 ratio[f"{a} / {b} {s[0]}x{s[1]}"] = round(float(np.median(q)), 3)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=REPO).stdout.strip()
     rec[cpu_model()] = {
-        "date": time.strftime("%Y-%m-%d"), "command": " ".join(["python bench/forward.py"]
-                                                                + sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"), "code": commit or "?",
+        "command": " ".join(["python bench/forward.py"] + sys.argv[1:]),
         "blas": openblas_kernels(), "read GB/s": bandwidth and round(bandwidth, 1),
         "ms": {f"{i} {B}x{T}": round(med[i, (B, T)], 1) for i in impls for B, T in shapes},
         "paired ratios": ratio}
@@ -431,7 +438,7 @@ def record_cpu(shapes, med, raw, impls, bandwidth, ckpt, args) -> str:
 
 
 def cpu_table(rec: dict) -> str:
-    head = ["CPU", "date", "read GB/s", "shape", "minirobera (Numba) ms", "eager ms",
+    head = ["CPU", "date (code)", "read GB/s", "shape", "minirobera (Numba) ms", "eager ms",
             "ONNX Runtime ms", "Numba / eager", "Numba / ONNX Runtime", "bandwidth limit / Numba"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for cpu, e in sorted(rec.items()):
@@ -440,7 +447,7 @@ def cpu_table(rec: dict) -> str:
             ms = lambda impl: e["ms"].get(f"{impl} {s}")  # noqa: E731
             pr = lambda b: e["paired ratios"].get(f"minirobera-numba / {b} {s}")  # noqa: E731
             limit = e.get("1x8 bandwidth limit ms") if s == "1x8" else None
-            cells = [cpu, e["date"], e.get("read GB/s"), s, ms("minirobera-numba"),
+            cells = [cpu, f"{e['date']} ({e.get('code', '?')})", e.get("read GB/s"), s, ms("minirobera-numba"),
                      ms("hf-eager"), ms("onnxruntime"), pr("hf-eager"), pr("onnxruntime"),
                      limit and ms("minirobera-numba") and round(limit / ms("minirobera-numba"), 2)]
             lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
