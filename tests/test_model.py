@@ -91,8 +91,12 @@ def backend(request):
 
 @pytest.mark.parametrize("entry,fmt", CASES)
 def test_fixture_parity(entry, fmt, backend):
-    model = load(entry["name"], fmt, entry["class"])
-    for call, (inputs, expected) in reference(entry["name"]).items():
+    assert_matches_reference(load(entry["name"], fmt, entry["class"]), entry["name"])
+
+
+def assert_matches_reference(model, name):
+    """Every recorded call of fixture `name`: every output within ATOL of transformers'."""
+    for call, (inputs, expected) in reference(name).items():
         full = any(k.startswith("hidden_states") for k in expected)
         out = model(**inputs, output_hidden_states=full, output_attentions=full)
         skip = fully_masked_queries(attention_mask_of(inputs), model.config.is_decoder)
@@ -110,14 +114,8 @@ def test_fixture_parity_with_blas_for_every_product(entry, monkeypatch):
     from minirobera import fused
 
     monkeypatch.setattr(fused, "FEW_ROWS", 0)
-    model = load(entry["name"], entry["formats"][0], entry["class"])
-    for call, (inputs, expected) in reference(entry["name"]).items():
-        full = any(k.startswith("hidden_states") for k in expected)
-        out = model(**inputs, output_hidden_states=full, output_attentions=full)
-        skip = fully_masked_queries(attention_mask_of(inputs), model.config.is_decoder)
-        for field, theirs in expected.items():
-            diff = compare(field, output_value(out, field), theirs, skip)
-            assert diff <= ATOL, f"{call}: {field} differs by {diff:.3g}"
+    assert_matches_reference(load(entry["name"], entry["formats"][0], entry["class"]),
+                             entry["name"])
 
 
 @pytest.mark.parametrize("entry", MANIFEST["checkpoints"], ids=lambda e: e["name"])
