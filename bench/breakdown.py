@@ -64,10 +64,7 @@ def profile_layers(model, B, T, reps):
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
             scale = 1.0 / math.sqrt(D // H)
             madd = bias if few else fused._fold_qkv_bias(qkv, qkv_p["b"], bias, H, scale)
-            out_bias = p["attn_out"]["b"]
-            if not few:
-                out_bias = out_bias + p["attn_out"]["w"] @ qkv_p["b"][2 * D:]
-            tick("QKV bias (folded: key terms, Wo bv)")
+            tick("QKV bias (folded: key terms, + bv on the context)")
             s = np.matmul(q, k.transpose(0, 1, 3, 2),
                           out=fused._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
@@ -76,9 +73,12 @@ def profile_layers(model, B, T, reps):
             a = fused._buffer(buf, "ctx", (B, T, D))
             np.matmul(s, v, out=layers.split_heads(a, H))
             tick("probs @ V")
+            if not few:
+                a += qkv_p["b"][2 * D:]
+                tick("QKV bias (folded: key terms, + bv on the context)")
             h = fused.linear(a, p["attn_out"]["w"], out=fused._buffer(buf, "h", (B, T, D)))
             tick("attention output")
-            h = kernels.bias_residual_layernorm(h, out_bias, x, p["attn_ln"]["g"],
+            h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
                                                 p["attn_ln"]["b"], eps, out=h)
             tick("bias + residual + LayerNorm (x2)")
             F = p["ffn_in"]["w"].shape[0]

@@ -14,7 +14,8 @@ is the same encoder as a reader meets it, and tests/test_model_layers.py holds t
   * the fused element-wise kernels of kernels.py (GELU, softmax, residual + LayerNorm, the
     embeddings) in place of layers.py's NumPy lines, on float32;
   * the q/k/v bias folded where BLAS multiplies (`_fold_qkv_bias`): a [B,H,T] term with the
-    mask and one matrix-vector product, instead of a pass over the [B,T,3D] projection;
+    mask and the value bias added to the [B,T,D] context, instead of a pass over the
+    [B,T,3D] projection;
   * temporaries reused by every layer (`_buffer`): one [B,T,3D] q/k/v array, one [B,H,T,T]
     score array and one [B,T,F] FFN array for all twelve layers, not twelve of each;
   * each layer's output written over its input when no hidden state is kept.
@@ -226,7 +227,7 @@ def _buffer(scratch, name, shape):  # -> a reusable float32 array, or None (allo
 
 
 def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
-    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T], [D] or None
+    # [B,T,D], [B,1,1|T,T] -> [B,T,D], [B,H,T,T]
     """layers.self_attention with q, k, v from one GEMM over the fused `qkv` weight.
 
     The heads are strided views into that one [B,T,3D] output, never copied (BLAS takes
@@ -234,8 +235,7 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
 
     Where BLAS runs the projection (more than FEW_ROWS rows) and the mask is one row per
     sequence (not causal), the q/k/v bias is folded instead of added to all B*T*3D outputs
-    (`_fold_qkv_bias`): the context comes back without the value bias, which is returned
-    third for the output projection's bias to take in; otherwise the third is None.
+    (`_fold_qkv_bias`); where the few-row kernel runs it, the kernel adds the bias for free.
     """
     B, T, D = x.shape
     qkv_p = _qkv(p)
@@ -256,19 +256,22 @@ def self_attention(x, p, bias, n_head, scratch=None, keep_probs=True):
     ctx = _buffer(scratch, "ctx", (B, T, D))
     ctx = np.empty((B, T, D), np.float32) if ctx is None else ctx
     np.matmul(probs, v, out=split_heads(ctx, n_head))
-    return ctx, probs, qkv_p["b"][2 * D:] if fold else None
+    if fold:  # probs @ (v + bv) = probs @ v + bv: each row of probs sums to 1
+        ctx += qkv_p["b"][2 * D:]
+    return ctx, probs
 
 
 def _fold_qkv_bias(qkv, b, mask, n_head, scale):
     # [B,T,3D] (without bias), [3D], [B,1,1,T] -> [B,H,1,T]: the mask plus the bias's share
-    """What the q/k/v bias adds, moved to where it costs a [B,H,T] array instead of [B,T,3D]:
+    """What the q/k/v bias adds to the scores, moved to where it costs a [B,H,T] array instead
+    of a pass over the [B,T,3D] projection:
 
-      * scores: (q_i + bq).(k_j + bk) = q_i.k_j + bq.k_j + (q_i + bq).bk. The last term is
-        the same for every key j of query i, and softmax over j does not change when a row
-        is shifted: bk drops out. bq.k_j is one number per key and head, added to the mask
-        here ([B,H,1,T], the mask kernels.masked_softmax takes one row of per head);
-      * context: probs @ (v + bv) = probs @ v + bv, as each row of probs sums to 1; the caller
-        adds Wo @ bv to the output projection's bias (encoder_layer).
+      * (q_i + bq).(k_j + bk) = q_i.k_j + bq.k_j + (q_i + bq).bk. The last term is the same
+        for every key j of query i, and softmax over j does not change when a row is
+        shifted: bk drops out. bq.k_j is one number per key and head, added to the mask here
+        ([B,H,1,T], the mask kernels.masked_softmax takes one row of per head);
+      * the value bias goes to the context, a third of the projection's size: probs @ (v + bv)
+        = probs @ v + bv, as each row of probs sums to 1 (self_attention).
 
     Equal to adding the bias to every output up to float32 rounding (tests/test_fused.py).
     """
@@ -289,12 +292,9 @@ def _bias_act(x, b, act):  # [..., F], [F] -> [..., F], in place: layers.bias_ac
 def encoder_layer(x, p, bias, n_head, act, eps, scratch=None, keep_probs=True, out=None):
     # [B,T,D] -> [B,T,D], [B,H,T,T]
     """layers.encoder_layer (post-LN), each step writing into a reused buffer or in place."""
-    a, probs, v_bias = self_attention(x, p, bias, n_head, scratch, keep_probs)
+    a, probs = self_attention(x, p, bias, n_head, scratch, keep_probs)
     h = linear(a, p["attn_out"]["w"], out=_buffer(scratch, "h", x.shape))  # then in place
-    out_bias = p["attn_out"]["b"]
-    if v_bias is not None:  # the value bias folded (_fold_qkv_bias): (a + bv) Wo^T = ... + Wo bv
-        out_bias = out_bias + p["attn_out"]["w"] @ v_bias
-    h = kernels.bias_residual_layernorm(h, out_bias, x, p["attn_ln"]["g"],
+    h = kernels.bias_residual_layernorm(h, p["attn_out"]["b"], x, p["attn_ln"]["g"],
                                         p["attn_ln"]["b"], eps, out=h)
     f = linear(h, p["ffn_in"]["w"],  # [B,T,F]
                out=_buffer(scratch, "f", x.shape[:-1] + (p["ffn_in"]["w"].shape[0],)))
