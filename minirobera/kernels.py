@@ -27,10 +27,10 @@ call of a function of this file then runs its NumPy twin. Numba is imported and 
 kernels compiled only on the first call that needs them, and compiled code is cached on disk
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
-Threads: one kernel, few_rows_linear, runs on every core (``parallel=True``, on the threading
-layer Numba picks; minirobera sets none): for a few rows nothing else runs, so the cores
-are free, and reading the weights on one core would take twice as long. The others run on
-the calling thread: they sit between BLAS's matrix multiplies, and after each one OpenBLAS's
+Threads: one kernel, few_rows_linear, runs on every core, on a team of plain Python threads
+of its own (`_Team`: they sleep when idle; Numba's threading layers are left alone, see
+there why): for a few rows nothing else runs, so the cores are free, and reading the
+weights on one core would take twice as long. The others run on the calling thread: they sit between BLAS's matrix multiplies, and after each one OpenBLAS's
 idle threads keep spinning for ~0.1 s, so a second thread of ours would share a core with
 one of them: measured, that made GELU 8x slower, not 2x faster (bench/README.md, issue 20).
 ``MINIROBERA_KERNEL_THREADS=2`` is an opt-in that compiles them all with ``parallel=True``
@@ -314,11 +314,10 @@ def _few_rows_loops(x, w, b, y):  # [M,K], [N,K], [N], [M,N] -> None (y = x @ w.
     # contiguous run of weight rows ([out, in], the checkpoint's layout) exactly once, and
     # takes all M dot products from each row while it is in cache: four weight rows against
     # four input rows at a time, sixteen running sums that LLVM keeps in vector registers.
-    # prange splits the output features between the threads (the one parallel loop of this
-    # file: see the module docstring).
+    # few_rows_linear runs it on every core, each thread on its own run of rows (_Team).
     M, K = x.shape
     N = w.shape[0]
-    for jb in prange(N // 4):
+    for jb in range(N // 4):
         j = 4 * jb
         w0, w1, w2, w3 = w[j], w[j + 1], w[j + 2], w[j + 3]
         b0, b1, b2, b3 = b[j], b[j + 1], b[j + 2], b[j + 3]
@@ -363,7 +362,6 @@ _HELPERS = ("_order_key", "_exp32", "_erfc32", "_layer_norm_row")
 _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops", "_adamw_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
             "_embed_layernorm_loops", "_few_rows_loops")
-_PARALLEL = ("_few_rows_loops",)  # always on Numba's threads (see the module docstring)
 
 # Run the kernels on Numba's threads (MINIROBERA_KERNEL_THREADS, see the module docstring);
 # "1" (default) keeps them on the calling thread.
@@ -411,8 +409,7 @@ def _compile_numba_kernels():
     g["_bits_as_f32"], g["_bits_as_i32"] = bits_as_f32, bits_as_i32
     for name in _HELPERS:
         g[name] = numba.njit(**helper_opts)(g[name])
-    compiled = {name: numba.njit(**dict(kernel_opts, parallel=THREADED or name in _PARALLEL))(
-        g[name]) for name in _KERNELS}
+    compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
 
 
@@ -773,9 +770,97 @@ def few_rows_linear(x, w, b=None, out=None) -> np.ndarray:  # [..., K], [N,K], [
         x = x.copy()
     if y.size:
         rows = y.size // n
-        _impl("_few_rows_loops")(np.ascontiguousarray(x.reshape(rows, k)),
-                                 np.ascontiguousarray(w), bias, y.reshape(rows, n))
+        x2, y2 = np.ascontiguousarray(x.reshape(rows, k)), y.reshape(rows, n)
+        w = np.ascontiguousarray(w)
+        if _BACKEND != "numba":  # the twin: BLAS, on BLAS's threads
+            _impl("_few_rows_loops")(x2, w, bias, y2)
+            return y
+        team = _team()
+        cuts = team.cuts(n)  # contiguous runs of weight rows, multiples of 4, one a thread
+        team.run(_impl("_few_rows_loops"),
+                 [(x2, w[a:b], bias[a:b], y2[:, a:b]) for a, b in zip(cuts, cuts[1:])])
     return y
+
+
+class _Team:
+    """few_rows_linear's threads: the calling thread and `helpers` more, each running the
+    serial kernel on its own contiguous run of weight rows.
+
+    Why not Numba's parallel loops: on Linux Numba's default threading layer is GNU OpenMP,
+    whose start-up sets the process's OpenMP thread count and nesting (torch's as well, when
+    it shares libgomp), and which terminates a forked child that uses it. These threads are
+    plain Python threads: they sleep on a condition when idle (nothing spins), hold no global
+    setting, and a forked child starts a team of its own. A call that finds the team busy
+    (another thread of the program is using it) runs on its calling thread alone.
+    """
+
+    def __init__(self, helpers: int):
+        self.size = helpers + 1
+        self.pid = os.getpid()
+        self.busy = threading.Lock()
+        self.wake = threading.Condition()
+        self.jobs, self.errors, self.generation = [], [], 0
+        self.left = 0
+        self.done = threading.Condition()
+        for i in range(helpers):
+            threading.Thread(target=self._helper, args=(i + 1,), daemon=True,
+                             name=f"minirobera-few-rows-{i + 1}").start()
+
+    def cuts(self, n: int) -> list:  # n rows -> size + 1 boundaries, inner ones multiples of 4
+        return [0] + [min(n, (n * i // self.size) // 4 * 4) for i in range(1, self.size)] + [n]
+
+    def run(self, fn, jobs) -> None:
+        if len(jobs) == 1 or not self.busy.acquire(blocking=False):
+            for args in jobs:
+                fn(*args)
+            return
+        try:
+            with self.wake:
+                self.jobs, self.errors, self.left = [(fn, a) for a in jobs], [], len(jobs) - 1
+                self.generation += 1
+                self.wake.notify_all()
+            fn(*jobs[0])  # the calling thread's share
+            with self.done:
+                while self.left:
+                    self.done.wait()
+            if self.errors:
+                raise self.errors[0]
+        finally:
+            self.busy.release()
+
+    def _helper(self, i: int) -> None:
+        seen = 0
+        while True:
+            with self.wake:
+                while self.generation == seen:
+                    self.wake.wait()
+                seen, (fn, args) = self.generation, self.jobs[i]
+            try:
+                fn(*args)
+            except BaseException as e:  # handed to the caller, which raises it
+                self.errors.append(e)
+            with self.done:
+                self.left -= 1
+                self.done.notify()
+
+
+_TEAM = None
+_TEAM_LOCK = threading.Lock()
+
+
+def _team() -> _Team:
+    """The process's team (made on first use; again in a forked child, whose parent's
+    threads did not come along)."""
+    global _TEAM
+    team = _TEAM
+    if team is None or team.pid != os.getpid():
+        with _TEAM_LOCK:
+            if _TEAM is None or _TEAM.pid != os.getpid():
+                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+                    os.cpu_count() or 1)
+                _TEAM = _Team(helpers=max(cores, 1) - 1)
+            team = _TEAM
+    return team
 
 
 def _out_array(out, shape):

@@ -226,3 +226,54 @@ def test_a_forward_stays_on_one_side_of_the_rule(monkeypatch):
                 np.testing.assert_allclose(out[0], want, atol=1e-5)
     assert fused.linear(rand(np.random.default_rng(0), 1, 8), np.ones((3, 8), np.float32),
                         rows=fused.FEW_ROWS + 1).shape == (1, 3) and calls == []
+
+
+# ------------------------------------------------------------------ the kernel's threads
+
+def test_the_team_splits_the_rows_and_hands_errors_back():
+    team = kernels._Team(helpers=2)
+    assert team.cuts(768) == [0, 256, 512, 768] and team.cuts(10) == [0, 0, 4, 10]
+    seen = []
+    team.run(lambda i: seen.append(i), [(0,), (1,), (2,)])
+    assert sorted(seen) == [0, 1, 2]
+
+    def fail(i):
+        if i == 2:
+            raise ValueError("helper 2 failed")
+    with pytest.raises(ValueError, match="helper 2 failed"):
+        team.run(fail, [(0,), (1,), (2,)])
+    team.run(lambda i: seen.append(i), [(3,), (4,), (5,)])  # still works after an error
+    assert sorted(seen) == [0, 1, 2, 3, 4, 5]
+
+
+def test_few_rows_from_several_threads_at_once(backend):
+    # a busy team runs a second caller's product on that caller's thread alone
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(9)
+    w, b = rand(rng, 300, 64), rand(rng, 300)
+    xs = [rand(rng, 5, 64) for _ in range(16)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: kernels.few_rows_linear(x, w, b), xs))
+    for x, y in zip(xs, got):
+        assert_float32_rounding(y, x, w, b)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_gets_a_team_of_its_own():
+    import subprocess
+    import sys
+
+    code = ("import os, numpy as np\n"
+            "from minirobera import kernels\n"
+            "x, w = np.ones((3, 8), np.float32), np.ones((40, 8), np.float32)\n"
+            "kernels.few_rows_linear(x, w)  # the parent's team exists now\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    ok = (kernels.few_rows_linear(x, w) == 8).all()\n"
+            "    os._exit(0 if ok else 3)\n"
+            "_, status = os.waitpid(pid, 0)\n"
+            "print(os.waitstatus_to_exitcode(status))\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["0"]

@@ -301,14 +301,12 @@ def test_environment_variable_picks_the_backend_and_numpy_never_imports_numba():
             in p.stderr)
 
 
-def test_every_kernel_is_cached_on_disk_and_only_the_few_rows_one_threaded_by_default():
+def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
     compiled = K._numba_kernels()
     assert set(compiled) == set(K._TWINS)
-    assert K._PARALLEL == ("_few_rows_loops",)
     for name, dispatcher in compiled.items():
         assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
-        want = K.THREADED or name == "_few_rows_loops"
-        assert dispatcher.targetoptions.get("parallel", False) == want, name
+        assert dispatcher.targetoptions.get("parallel", False) == K.THREADED, name
 
 
 # ------------------------------------------------------------------ the model, both backends

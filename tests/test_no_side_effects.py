@@ -17,8 +17,9 @@ import pytest
 
 pytest.importorskip("threadpoolctl")
 
-# a forward of a small model on the Numba kernels (or their twins) and a tokenizer call with a
-# long piece (the compiled merge loop): everything minirobera runs that could touch threads
+# forwards of a small model on the Numba kernels (or their twins), BLAS's side of the few-row
+# rule and the kernel's, and a tokenizer call with a long piece (the compiled merge loop):
+# everything minirobera runs that could touch threads
 USE = """
 import numpy as np
 from minirobera import RobertaConfig, RobertaForMaskedLM, bpe
@@ -28,6 +29,7 @@ model = RobertaForMaskedLM(config, seed=0)
 ids = np.random.default_rng(0).integers(3, 300, (4, 128))
 model(input_ids=ids, attention_mask=np.ones_like(ids), output_hidden_states=True)
 model(input_ids=ids)
+model(input_ids=ids[:1, :8])  # a few rows: kernels.few_rows_linear on its own threads
 symbols = sorted(set(bpe.BYTE_ENCODER.values()))
 encoder = bpe.BytePairEncoder({s: i for i, s in enumerate(symbols)} | {"aa": 256}, [("a", "a")])
 assert len(encoder.encode("a" * 3001)) == 1501  # over bpe.COMPILED_PIECE: the compiled loop
