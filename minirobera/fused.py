@@ -9,8 +9,8 @@ is the same encoder as a reader meets it, and tests/test_model_layers.py holds t
     copied), and q, k, v stacked in one array, so attention projects with one matrix
     multiply; the params dict holds that layout itself (q, k and v, weights and biases, are
     views into the fused arrays), so an edit of a param is an edit the model sees;
-  * the matrix multiply picked by shape (`linear`): a few rows (at most FEW_ROWS) go to
-    kernels.few_rows_linear, which streams the weights once on every core; more go to BLAS;
+  * the matrix multiply picked by shape (`linear`): a few rows (2 to FEW_ROWS) go to
+    kernels.few_rows_linear, which streams the weights once on every core; others to BLAS;
   * the fused element-wise kernels of kernels.py (GELU, softmax, residual + LayerNorm, the
     embeddings) in place of layers.py's NumPy lines, on float32;
   * the q/k/v bias folded where BLAS multiplies (`_fold_qkv_bias`): a [B,H,T] term with the
@@ -183,16 +183,18 @@ def _release_pages(a):
 
 # ------------------------------------------------------------ the matrix multiply, by shape
 
-# At most this many rows (tokens in the batch) go to kernels.few_rows_linear, more to BLAS.
-# Below it a matrix multiply is bound by reading the weights, which the kernel does at close
-# to the machine's bandwidth on every core; above it the multiply-adds dominate, where BLAS
-# is the faster. `python bench/few_rows.py` measures both on the running CPU at 1-64 rows
-# (bench/README.md: the kernel ties BLAS near 48 rows; 32 keeps a margin).
-FEW_ROWS = 32
+# From 2 to this many rows (tokens in the batch) go to kernels.few_rows_linear, others to
+# BLAS. There a matrix multiply is bound by reading the weights, which the kernel does at
+# close to the machine's bandwidth on every core; above, the multiply-adds dominate, where
+# BLAS is the faster; one row is a matrix-vector product, which BLAS already streams at the
+# bandwidth limit, without the hand-overs to the kernel's threads. `python bench/few_rows.py`
+# measures both on the running CPU at 1-64 rows (bench/README.md: on the machine it was
+# chosen on, the whole model ties at 32 rows).
+FEW_ROWS = 24
 
 
 def linear(x, w, b=None, out=None, *, rows=None):  # [..., In], [Out, In], [Out] -> [..., Out]
-    """layers.linear (x @ w.T + b), by kernels.few_rows_linear for at most FEW_ROWS rows of
+    """layers.linear (x @ w.T + b), by kernels.few_rows_linear for 2 to FEW_ROWS rows of
     float32 against a C-contiguous float32 weight (compute_layout's), else by BLAS.
 
     `rows` makes the choice on another row count than x's: a head passes its encoder's, so
@@ -207,7 +209,7 @@ def linear(x, w, b=None, out=None, *, rows=None):  # [..., In], [Out, In], [Out]
     """
     own = x.size // x.shape[-1] if x.ndim and x.shape[-1] else 0
     rows = own if rows is None else max(rows, own)
-    if (0 < rows <= FEW_ROWS and x.dtype == w.dtype == np.float32 and w.flags.c_contiguous
+    if (1 < rows <= FEW_ROWS and x.dtype == w.dtype == np.float32 and w.flags.c_contiguous
             and (b is None or b.dtype == np.float32)):
         return kernels.few_rows_linear(x, w, b, out=out)
     return layers.linear(x, w, b, out=out)

@@ -126,10 +126,10 @@ def test_linear_takes_the_kernel_up_to_few_rows_and_blas_above(monkeypatch):
                         lambda *a, **kw: calls.append(a[0].shape) or real(*a, **kw))
     rng = np.random.default_rng(3)
     w, b = rand(rng, 6, 8), rand(rng, 6)
-    for rows in (1, fused.FEW_ROWS, fused.FEW_ROWS + 1):
+    for rows in (1, 2, fused.FEW_ROWS, fused.FEW_ROWS + 1):
         x = rand(rng, 1, rows, 8)
         assert_float32_rounding(fused.linear(x, w, b), x, w, b)
-    assert calls == [(1, 1, 8), (1, fused.FEW_ROWS, 8)]  # not the FEW_ROWS + 1 rows
+    assert calls == [(1, 2, 8), (1, fused.FEW_ROWS, 8)]  # not 1 row (a gemv), not FEW_ROWS + 1
     fused.linear(rand(rng, 2, 8).astype(np.float64), w)  # float64: BLAS
     fused.linear(rand(rng, 2, 8), np.asfortranarray(w))  # not compute_layout's layout: BLAS
     assert len(calls) == 2

@@ -108,9 +108,8 @@ def assert_matches_reference(model, name):
 
 @pytest.mark.parametrize("entry", MANIFEST["checkpoints"], ids=lambda e: e["name"])
 def test_fixture_parity_with_blas_for_every_product(entry, monkeypatch):
-    """The fixtures' batches are 28-36 rows, on either side of fused.FEW_ROWS; here every
-    product goes to BLAS (and the q/k/v bias is folded wherever the mask allows), the side
-    a longer input takes."""
+    """Every product on BLAS (and the q/k/v bias folded wherever the mask allows), the side a
+    longer input takes, whatever fused.FEW_ROWS is and however many rows a fixture has."""
     from minirobera import fused
 
     monkeypatch.setattr(fused, "FEW_ROWS", 0)
