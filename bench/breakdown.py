@@ -64,7 +64,8 @@ def profile_layers(model, B, T, reps):
             q, k, v = heads[:, :H], heads[:, H:2 * H], heads[:, 2 * H:]
             scale = 1.0 / math.sqrt(D // H)
             madd = bias if few else fused._fold_qkv_bias(qkv, qkv_p["b"], bias, H, scale)
-            tick("QKV bias (folded: key terms, + bv on the context)")
+            tick("QKV bias (folded: key terms, + bv on the context)" if not few else
+                 "heads (views; the kernel added the bias)")
             s = np.matmul(q, k.transpose(0, 1, 3, 2),
                           out=fused._buffer(buf, "scores", (B, H, T, T)))
             tick("QK^T")
