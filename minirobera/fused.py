@@ -54,9 +54,9 @@ def compute_layout(params):
     classes call it once, when they are built.
 
     Every `w` is a C-contiguous [out, in] array: the layout of the checkpoint (a loaded
-    weight stays the file's pages, mapped copy-on-write), the one kernels.few_rows_linear
-    streams row by row, and one BLAS multiplies as fast as [in, out] from 48 rows up
-    (bench/README.md). Each layer also gets a `qkv` entry: the query, key and value weights
+    weight stays the file's pages, mapped copy-on-write) and the one kernels.few_rows_linear
+    streams row by row. BLAS multiplies it 3-13% slower than [in, out] at 64-128 rows and
+    3-6% faster from 512 (bench/README.md); one layout is kept, not two. Each layer also gets a `qkv` entry: the query, key and value weights
     stacked in ONE [3*out, in] array and their biases in one [3*out] array, with q, k and v
     (weights and biases) left as views into them,
     so `self_attention` below runs one GEMM instead of three and an in-place edit of q, k or
