@@ -795,7 +795,7 @@ class _Team:
     """
 
     def __init__(self, helpers: int):
-        self.size = helpers + 1
+        self.size = helpers + 1  # threads, the caller's included
         self.pid = os.getpid()
         self.busy = threading.Lock()
         self.wake = threading.Condition()
@@ -850,17 +850,33 @@ _TEAM_LOCK = threading.Lock()
 
 def _team() -> _Team:
     """The process's team (made on first use; again in a forked child, whose parent's
-    threads did not come along)."""
+    threads did not come along), of `team_size()` threads."""
     global _TEAM
     team = _TEAM
     if team is None or team.pid != os.getpid():
         with _TEAM_LOCK:
             if _TEAM is None or _TEAM.pid != os.getpid():
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-                    os.cpu_count() or 1)
-                _TEAM = _Team(helpers=max(cores, 1) - 1)
+                _TEAM = _Team(helpers=team_size() - 1)
             team = _TEAM
     return team
+
+
+def team_size() -> int:
+    """How many threads few_rows_linear runs on: the cores this process may use, or fewer
+    where the environment limits BLAS's threads (OPENBLAS_NUM_THREADS, else OMP_NUM_THREADS,
+    read when the team is made, never set): a process told to use one thread for its matrix
+    multiplies gets one here too.
+
+    >>> team_size() >= 1
+    True
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return max(1, min(cores, int(value)))
+    return max(1, cores)
 
 
 def _out_array(out, shape):

@@ -277,3 +277,25 @@ def test_a_forked_child_gets_a_team_of_its_own():
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["0"]
+
+
+@pytest.mark.parametrize("env,want", [({"OPENBLAS_NUM_THREADS": "1"}, 1),
+                                      ({"OMP_NUM_THREADS": "1"}, 1),
+                                      ({"OMP_NUM_THREADS": "1,1"}, 1),
+                                      ({"OPENBLAS_NUM_THREADS": "bad"}, None)])
+def test_the_team_follows_the_blas_thread_limit(env, want):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, numpy as np\n"
+            "from minirobera import kernels\n"
+            "kernels.few_rows_linear(np.ones((3, 8), np.float32), np.ones((40, 8), np.float32))\n"
+            "print(kernels._team().size, len(os.sched_getaffinity(0)))\n")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**clean, **env}, timeout=60)
+    assert p.returncode == 0, p.stderr
+    size, cores = map(int, p.stdout.split())
+    assert size == (cores if want is None else want)
