@@ -557,13 +557,7 @@ class FairseqDictTokenizer(RobertaTokenizer):
                  **_ignored):
         self.model = _WordLevel(symbols)
         self.add_prefix_space = False  # whitespace is a separator here, never part of a token
-        self._set_options(model_max_length, padding_side, truncation_side,
-                          clean_up_tokenization_spaces,
-                          dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
-                               sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token), added_tokens)
-        self._build_added_vocab(self.model, added_token_ids or {})
-        self._warned_too_long = False
+        self._init_shared(self.model, locals())
 
     def _model_vocab(self) -> Dict[str, int]:
         return self.model.encoder

@@ -75,20 +75,27 @@ class RobertaTokenizer(BatchAPIMixin):
         self.bpe = BytePairEncoder(vocab, _bpe.parse_merges(merges))
         self.add_prefix_space = _flag("add_prefix_space", add_prefix_space)
         self.trim_offsets = _flag("trim_offsets", trim_offsets)
-        self._set_options(model_max_length, padding_side, truncation_side,
-                          clean_up_tokenization_spaces,
-                          dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
-                               sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token), added_tokens)
-        self._build_added_vocab(self.bpe, added_token_ids or {})
-        self._warned_too_long = False
+        self._init_shared(self.bpe, locals())
 
     _mask_lstrip = True  # <mask> swallows the whitespace on its left unless a file says not
 
+    def _init_shared(self, model, args: dict):
+        """The end of every tokenizer's __init__ here (RobertaTokenizer, XLMRobertaTokenizer,
+        FairseqDictTokenizer): `args` is that __init__'s locals(), whose parameters they share
+        by name (the seven role tokens, model_max_length, padding_side, truncation_side,
+        clean_up_tokenization_spaces, added_tokens, added_token_ids). Checks and keeps the
+        options, then gives every special token an id on top of `model`'s vocab."""
+        self._set_options(args["model_max_length"], args["padding_side"],
+                          args["truncation_side"], args["clean_up_tokenization_spaces"], args,
+                          args["added_tokens"])
+        self._build_added_vocab(model, args["added_token_ids"] or {})
+        self._warned_too_long = False
+
     def _set_options(self, model_max_length, padding_side, truncation_side,
                      clean_up_tokenization_spaces, roles: dict, added_tokens: Sequence = ()):
-        """Check and keep the options every tokenizer here shares; `roles` -> self._special,
-        the other `added_tokens` (AddedToken, dict or str) -> self._extra_added."""
+        """Check and keep the options every tokenizer here shares; `roles` (a mapping with
+        every name of SPECIAL_TOKEN_ROLES) -> self._special, the other `added_tokens`
+        (AddedToken, dict or str) -> self._extra_added."""
         if isinstance(model_max_length, (str, bool)):
             raise TypeError(f"model_max_length must be an int, got {model_max_length!r:.60}")
         self.model_max_length = int(model_max_length)

@@ -72,13 +72,7 @@ class XLMRobertaTokenizer(RobertaTokenizer):
         self.charsmap = precompiled_charsmap if isinstance(precompiled_charsmap, CharsMap) \
             else CharsMap(precompiled_charsmap)
         self.add_prefix_space = _flag("add_prefix_space", add_prefix_space)
-        self._set_options(model_max_length, padding_side, truncation_side,
-                          clean_up_tokenization_spaces,
-                          dict(bos_token=bos_token, eos_token=eos_token, unk_token=unk_token,
-                               sep_token=sep_token, pad_token=pad_token, cls_token=cls_token,
-                               mask_token=mask_token), added_tokens)
-        self._build_added_vocab(self.model, added_token_ids or {})
-        self._warned_too_long = False
+        self._init_shared(self.model, locals())
 
     _mask_lstrip = False  # transformers 5 builds XLM-R's <mask> without lstrip from the .model
 
