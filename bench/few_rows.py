@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -60,9 +59,10 @@ def worker(impl: str, rows: int, after_blas: bool) -> None:
 
 
 def run(impl, rows, threads, after_blas):
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        env[var] = str(threads)
+    sys.path.insert(0, str(HERE))
+    import forward  # the workers' environment: forward.py's, thread counts set
+
+    env = forward._env("few-rows", threads)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--rows", str(rows)]
     p = subprocess.run(cmd + (["--after-blas"] if after_blas else []), env=env,
                        capture_output=True, text=True, cwd=REPO, check=True)

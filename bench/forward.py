@@ -409,6 +409,11 @@ def encoder_weight_bytes(ckpt: Path) -> int:
     return 4 * L * (4 * D * D + 2 * D * F)
 
 
+def bandwidth_bound_ms(ckpt: Path, bandwidth: float) -> float:
+    """Milliseconds to read the encoder's matrices once at `bandwidth` GB/s."""
+    return encoder_weight_bytes(ckpt) / (bandwidth * 1e9) * 1e3
+
+
 CPU_RECORD = HERE / "forward-cpus.json"  # one entry per CPU model this benchmark ran on
 
 
@@ -424,15 +429,14 @@ def record_cpu(shapes, med, raw, impls, bandwidth, ckpt, args) -> str:
                 ratio[f"{a} / {b} {s[0]}x{s[1]}"] = round(float(np.median(q)), 3)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=REPO).stdout.strip()
-    rec[cpu_model()] = {
+    entry = rec[cpu_model()] = {
         "date": time.strftime("%Y-%m-%d"), "code": commit or "?",
         "command": " ".join(["python bench/forward.py"] + sys.argv[1:]),
         "blas": openblas_kernels(), "read GB/s": bandwidth and round(bandwidth, 1),
         "ms": {f"{i} {B}x{T}": round(med[i, (B, T)], 1) for i in impls for B, T in shapes},
         "paired ratios": ratio}
     if bandwidth and ("minirobera-numba", (1, 8)) in med:
-        limit = encoder_weight_bytes(ckpt) / (bandwidth * 1e9) * 1e3
-        rec[cpu_model()]["1x8 bandwidth limit ms"] = round(limit, 1)
+        entry["1x8 bandwidth limit ms"] = round(bandwidth_bound_ms(ckpt, bandwidth), 1)
     CPU_RECORD.write_text(json.dumps(rec, indent=1, sort_keys=True) + "\n")
     return cpu_table(rec)
 
@@ -789,7 +793,7 @@ def main(argv=None):
 def bandwidth_line(bandwidth, ckpt, med, threads) -> str:
     if not bandwidth:
         return "Read bandwidth: not measured (the probe failed)."
-    limit = encoder_weight_bytes(ckpt) / (bandwidth * 1e9) * 1e3
+    limit = bandwidth_bound_ms(ckpt, bandwidth)
     line = (f"Read bandwidth ({threads} threads, STREAM-like sum of 1 GiB): {bandwidth:.1f} GB/s; "
             f"the encoder's weights ({encoder_weight_bytes(ckpt) / 1e6:.0f} MB) take "
             f"{limit:.1f} ms to read: the floor of a forward of a few tokens.")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -42,12 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-WORK = HERE / "_work"
-DEFAULT_CONFIG = Path(os.environ.get("MINIROBERA_ROBERTA_BASE")
-                      or REPO.parent / "shared" / "roberta-base") / "config.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from forward import DEFAULT_CONFIG, WORK, _env  # noqa: E402  (it puts the repository on sys.path)
+
 SHAPES = [(1, 128), (8, 128)]
 IMPLS = ["minirobera", "torch"]
 TINY = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -151,21 +147,13 @@ def parse_shape(text: str) -> tuple:
     return int(B), int(T)
 
 
-def env_for(threads: int) -> dict:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(threads)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
 def run_one(args, impl: str, shape: tuple) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl,
            "--shape", f"{shape[0]}x{shape[1]}", "--threads", str(args.threads),
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--config", str(args.config)]
     cmd += ["--tiny"] if args.tiny else []
     cmd += ["--all-labels"] if args.all_labels else []
-    out = subprocess.run(cmd, env=env_for(args.threads), capture_output=True, text=True)
+    out = subprocess.run(cmd, env=_env("train-step", args.threads), capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"{impl} {shape} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
