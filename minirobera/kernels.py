@@ -27,10 +27,11 @@ call of a function of this file then runs its NumPy twin. Numba is imported and 
 kernels compiled only on the first call that needs them, and compiled code is cached on disk
 (``cache=True``), so ``import minirobera`` stays cheap and a second process does not recompile.
 
-Threads: one kernel, few_rows_linear, runs on every core, on a team of plain Python threads
-of its own (`_Team`: they sleep when idle; Numba's threading layers are left alone, see
-there why): for a few rows nothing else runs, so the cores are free, and reading the
-weights on one core would take twice as long. The others run on the calling thread: they sit between BLAS's matrix multiplies, and after each one OpenBLAS's
+Threads: one kernel, few_rows_linear, runs on every core, on a team of threads of its own
+(`_SemaphoreTeam`, which hands over through POSIX semaphores without the GIL, or the plain
+Python `_Team` where those are missing; they sleep when idle, and Numba's threading layers
+are left alone, see there why): for a few rows nothing else runs, so the cores are free, and
+reading the weights on one core would take twice as long. The others run on the calling thread: they sit between BLAS's matrix multiplies, and after each one OpenBLAS's
 idle threads keep spinning for ~0.1 s, so a second thread of ours would share a core with
 one of them: measured, that made GELU 8x slower, not 2x faster (bench/README.md, issue 20).
 ``MINIROBERA_KERNEL_THREADS=2`` is an opt-in that compiles them all with ``parallel=True``
@@ -42,6 +43,7 @@ V vocabulary, N = B*T rows.
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import threading
@@ -314,7 +316,7 @@ def _few_rows_loops(x, w, b, y):  # [M,K], [N,K], [N], [M,N] -> None (y = x @ w.
     # contiguous run of weight rows ([out, in], the checkpoint's layout) exactly once, and
     # takes all M dot products from each row while it is in cache: four weight rows against
     # four input rows at a time, sixteen running sums that LLVM keeps in vector registers.
-    # few_rows_linear runs it on every core, each thread on its own run of rows (_Team).
+    # few_rows_linear runs it on every core, each thread on its own run of rows (the team).
     M, K = x.shape
     N = w.shape[0]
     for jb in range(N // 4):
@@ -353,6 +355,59 @@ def _few_rows_loops(x, w, b, y):  # [M,K], [N,K], [N], [M,N] -> None (y = x @ w.
             for k in range(K):
                 s += x[m, k] * w[j, k]
             y[m, j] = s + b[j]
+
+
+# few_rows_linear's threads (_SemaphoreTeam below): the caller and each helper run the loop
+# above on their own run of weight rows, and hand over through POSIX semaphores without the
+# GIL. A helper sleeps in sem_wait; after each share it first polls sem_trywait `spin` times
+# (_SPIN_POLLS, ~0.1 ms), because a forward's next product follows within that and waking a
+# sleeping thread costs tens of microseconds (more in a VM); the caller polls for "done" the
+# same way. Nothing polls longer than that: no thread of ours spins beside BLAS's.
+# The board is one int64 row a helper:
+_GO, _DONE, _TRYWAIT, _WAIT, _POST, _SPIN, _X, _W, _B, _Y, _M, _K, _N, _LO, _HI, _STOP = range(16)
+
+
+def _sem_take(board):  # [16] -> None: wait for the semaphore at board[_GO] (spin, then sleep)
+    for _ in range(board[_SPIN]):
+        if _ccall(board[_TRYWAIT], board[_GO]) == 0:
+            return
+    while _ccall(board[_WAIT], board[_GO]) != 0:  # -1 is EINTR (a signal): wait again
+        pass
+
+
+def _team_helper_loop(board):  # [16] -> None, until board[_STOP]; runs without the GIL
+    while True:
+        _sem_take(board)
+        if board[_STOP] != 0:
+            return
+        m, k, n = board[_M], board[_K], board[_N]
+        x = _f32_array(board[_X], (m, k))  # the caller's arrays, alive until it is told done
+        w = _f32_array(board[_W], (n, k))
+        b = _f32_array(board[_B], (n,))
+        y = _f32_array(board[_Y], (m, n))
+        lo, hi = board[_LO], board[_HI]
+        _few_rows_jit(x, w[lo:hi], b[lo:hi], y[:, lo:hi])
+        _ccall(board[_POST], board[_DONE])
+
+
+def _team_few_rows(boards, x, w, b, y, cuts):  # [helpers,16], [M,K], [N,K], [N], [M,N], [h+2]
+    for i in range(boards.shape[0]):  # post each helper its run of rows
+        board = boards[i]
+        board[_X], board[_W], board[_B], board[_Y] = (x.ctypes.data, w.ctypes.data,
+                                                      b.ctypes.data, y.ctypes.data)
+        board[_M], board[_K], board[_N] = x.shape[0], x.shape[1], w.shape[0]
+        board[_LO], board[_HI] = cuts[i + 1], cuts[i + 2]
+        _ccall(board[_POST], board[_GO])
+    _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # the caller's own share
+    for i in range(boards.shape[0]):  # then wait for every helper's "done"
+        board = boards[i]
+        done = False
+        for _ in range(board[_SPIN]):
+            if _ccall(board[_TRYWAIT], board[_DONE]) == 0:
+                done = True
+                break
+        while not done:
+            done = _ccall(board[_WAIT], board[_DONE]) == 0
 
 
 prange = range  # replaced by numba.prange when the loops are compiled
@@ -407,10 +462,49 @@ def _compile_numba_kernels():
         return viewer(np.float32(x), numba.int32)
 
     g["_bits_as_f32"], g["_bits_as_i32"] = bits_as_f32, bits_as_i32
+    g["_ccall"], g["_f32_array"] = _address_intrinsics(numba)
     for name in _HELPERS:
         g[name] = numba.njit(**helper_opts)(g[name])
     compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
+    # the team's loops (serial, whatever THREADED says: they are the threads)
+    serial = dict(cache=True, nogil=True, error_model="numpy", fastmath=True)
+    g["_few_rows_jit"] = numba.njit(**serial)(g["_few_rows_loops"])
+    g["_sem_take"] = numba.njit(**helper_opts)(_sem_take)
+    for name in ("_team_helper_loop", "_team_few_rows"):
+        compiled[name] = numba.njit(cache=True, nogil=True)(g[name])
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
+
+
+def _address_intrinsics(numba):
+    """Two LLVM-level helpers for the team's loops, which get raw addresses from the board:
+    ``_ccall(f, p)`` calls the C function ``int f(void *)`` at address f (sem_wait and the
+    others, looked up once by ctypes) with pointer p, and ``_f32_array(p, shape)`` is the
+    C-contiguous float32 array at address p. Addresses, not ctypes objects, keep the loops
+    cacheable on disk (Numba does not cache a function holding a ctypes function)."""
+    from llvmlite import ir
+    from numba.core import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def ccall(typingctx, f, p):
+        def codegen(context, builder, signature, args):
+            void_p = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.IntType(32), [void_p])
+            return builder.call(builder.inttoptr(args[0], fnty.as_pointer()),
+                                [builder.inttoptr(args[1], void_p)])
+        return types.int32(types.int64, types.int64), codegen
+
+    @intrinsic
+    def f32_pointer(typingctx, p):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(signature.return_type))
+        return types.CPointer(types.float32)(types.int64), codegen
+
+    @numba.njit(inline="always")
+    def f32_array(p, shape):
+        return numba.carray(f32_pointer(p), shape)
+
+    return ccall, f32_array
 
 
 # ---------------------------------------------------------------------------------------------
@@ -771,28 +865,107 @@ def few_rows_linear(x, w, b=None, out=None) -> np.ndarray:  # [..., K], [N,K], [
     if y.size:
         rows = y.size // n
         x2, y2 = np.ascontiguousarray(x.reshape(rows, k)), y.reshape(rows, n)
-        w = np.ascontiguousarray(w)
+        w, bias = np.ascontiguousarray(w), np.ascontiguousarray(bias)
         if _BACKEND != "numba":  # the twin: BLAS, on BLAS's threads
             _impl("_few_rows_loops")(x2, w, bias, y2)
             return y
-        team = _team()
-        cuts = team.cuts(n)  # contiguous runs of weight rows, multiples of 4, one a thread
-        team.run(_impl("_few_rows_loops"),
-                 [(x2, w[a:b], bias[a:b], y2[:, a:b]) for a, b in zip(cuts, cuts[1:])])
+        _team().linear(x2, w, bias, y2)
     return y
 
 
-class _Team:
-    """few_rows_linear's threads: the calling thread and `helpers` more, each running the
-    serial kernel on its own contiguous run of weight rows.
+# ---------------------------------------------------------------------------------------------
+# few_rows_linear's threads
+# ---------------------------------------------------------------------------------------------
+# The calling thread and `team_size() - 1` helpers, each running the serial kernel on its own
+# contiguous run of weight rows (cuts: multiples of 4). Why not Numba's parallel loops: on
+# Linux Numba's default threading layer is GNU OpenMP, whose start-up sets the process's
+# OpenMP thread count and nesting (torch's as well, when it shares libgomp), and which
+# terminates a forked child that uses it. Both teams below hold no global setting, sleep when
+# idle, and are made again in a forked child (whose parent's threads did not come along). A
+# call that finds the team busy (another thread of the program is using it) runs on its
+# calling thread alone.
+#   _SemaphoreTeam  where POSIX semaphores work (Linux, the BSDs): the hand-over runs in
+#                   compiled code without the GIL, ~10 us a product (measured on a 2-core VM)
+#   _Team           elsewhere (macOS has no unnamed semaphores, Windows no libc): Python
+#                   threads and conditions, ~80 us a product (the GIL changes hands four times)
 
-    Why not Numba's parallel loops: on Linux Numba's default threading layer is GNU OpenMP,
-    whose start-up sets the process's OpenMP thread count and nesting (torch's as well, when
-    it shares libgomp), and which terminates a forked child that uses it. These threads are
-    plain Python threads: they sleep on a condition when idle (nothing spins), hold no global
-    setting, and a forked child starts a team of its own. A call that finds the team busy
-    (another thread of the program is using it) runs on its calling thread alone.
-    """
+class _SemaphoreTeam:
+    """The helpers run `_team_helper_loop` (compiled, nogil) on their own board row; the
+    caller runs `_team_few_rows`, which fills the boards, posts each helper's "go" semaphore,
+    runs its own share and waits for each "done". The arrays are passed as addresses and are
+    the caller's, which returns only after every helper has said done."""
+
+    def __init__(self, helpers: int, libc):
+        self.size, self.pid, self.busy = helpers + 1, os.getpid(), threading.Lock()
+        self.libc = libc
+        self.boards = np.zeros((helpers, 16), np.int64)
+        self._sems = np.zeros((helpers, 2, 64), np.uint8)  # sem_t: 32 bytes on glibc and musl
+        address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
+        for i, board in enumerate(self.boards):
+            board[_GO], board[_DONE] = self._sems[i, 0].ctypes.data, self._sems[i, 1].ctypes.data
+            for slot in (_GO, _DONE):
+                if libc.sem_init(ctypes.c_void_p(int(board[slot])), 0, 0) != 0:
+                    raise OSError(ctypes.get_errno(), "sem_init failed")
+            board[_TRYWAIT], board[_WAIT], board[_POST] = (
+                address(libc.sem_trywait), address(libc.sem_wait), address(libc.sem_post))
+            board[_SPIN] = _SPIN_POLLS
+        loop = _numba_kernels()["_team_helper_loop"]
+        self.threads = [threading.Thread(target=loop, args=(board,), daemon=True,
+                                         name=f"minirobera-few-rows-{i + 1}")
+                        for i, board in enumerate(self.boards)]
+        for t in self.threads:
+            t.start()
+
+    def cuts(self, n: int) -> list:  # n rows -> size + 1 boundaries, inner ones multiples of 4
+        return _cuts(n, self.size)
+
+    def linear(self, x, w, b, y) -> None:  # C-contiguous [M,K], [N,K], [N], [M,N]
+        if self.size == 1 or not self.busy.acquire(blocking=False):
+            _numba_kernels()["_few_rows_loops"](x, w, b, y)
+            return
+        try:
+            _numba_kernels()["_team_few_rows"](self.boards, x, w, b, y,
+                                               np.array(self.cuts(w.shape[0]), np.int64))
+        finally:
+            self.busy.release()
+
+    def close(self) -> None:  # stop the helpers (the process's own team is never closed)
+        with self.busy:
+            self.boards[:, _STOP] = 1
+            for board in self.boards:
+                self.libc.sem_post(ctypes.c_void_p(int(board[_GO])))
+            for t in self.threads:
+                t.join()
+
+
+_SPIN_POLLS = 50_000  # sem_trywait polls before sleeping: ~0.1 ms at ~2 ns a poll
+
+
+def _cuts(n: int, parts: int) -> list:  # n rows -> parts + 1 boundaries, inner multiples of 4
+    return [0] + [min(n, (n * i // parts) // 4 * 4) for i in range(1, parts)] + [n]
+
+
+def _posix_semaphores():
+    """The C library, when its unnamed POSIX semaphores work here (sem_init succeeds on a
+    test semaphore: macOS declares it but answers ENOSYS); else None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for name in ("sem_init", "sem_destroy", "sem_trywait", "sem_wait", "sem_post"):
+            getattr(libc, name)
+    except (OSError, TypeError, AttributeError):
+        return None
+    libc.sem_init.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint]
+    for name in ("sem_destroy", "sem_trywait", "sem_wait", "sem_post"):
+        getattr(libc, name).argtypes = [ctypes.c_void_p]
+    probe = np.zeros(64, np.uint8)
+    if libc.sem_init(ctypes.c_void_p(probe.ctypes.data), 0, 0) != 0:
+        return None
+    libc.sem_destroy(ctypes.c_void_p(probe.ctypes.data))
+    return libc
+
+
+class _Team:
+    """The fallback team: plain Python threads that sleep on a condition when idle."""
 
     def __init__(self, helpers: int):
         self.size = helpers + 1  # threads, the caller's included
@@ -807,7 +980,11 @@ class _Team:
                              name=f"minirobera-few-rows-{i + 1}").start()
 
     def cuts(self, n: int) -> list:  # n rows -> size + 1 boundaries, inner ones multiples of 4
-        return [0] + [min(n, (n * i // self.size) // 4 * 4) for i in range(1, self.size)] + [n]
+        return _cuts(n, self.size)
+
+    def linear(self, x, w, b, y) -> None:  # as _SemaphoreTeam.linear
+        cuts, fn = self.cuts(w.shape[0]), _numba_kernels()["_few_rows_loops"]
+        self.run(fn, [(x, w[a:c], b[a:c], y[:, a:c]) for a, c in zip(cuts, cuts[1:])])
 
     def run(self, fn, jobs) -> None:
         if len(jobs) == 1 or not self.busy.acquire(blocking=False):
@@ -846,17 +1023,22 @@ class _Team:
 
 _TEAM = None
 _TEAM_LOCK = threading.Lock()
+_LIBC = False  # the C library with working POSIX semaphores, None without, False: not looked
 
 
-def _team() -> _Team:
+def _team():
     """The process's team (made on first use; again in a forked child, whose parent's
-    threads did not come along), of `team_size()` threads."""
-    global _TEAM
+    threads did not come along), of `team_size()` threads: a _SemaphoreTeam where POSIX
+    semaphores work, else a _Team."""
+    global _TEAM, _LIBC
     team = _TEAM
     if team is None or team.pid != os.getpid():
         with _TEAM_LOCK:
             if _TEAM is None or _TEAM.pid != os.getpid():
-                _TEAM = _Team(helpers=team_size() - 1)
+                if _LIBC is False:
+                    _LIBC = _posix_semaphores()
+                helpers = team_size() - 1
+                _TEAM = _SemaphoreTeam(helpers, _LIBC) if _LIBC else _Team(helpers)
             team = _TEAM
     return team
 

@@ -90,6 +90,8 @@ def test_few_rows_takes_strided_inputs_batches_out_and_no_bias(backend):
     out = np.full((3, 4, 21), np.nan, np.float32)
     assert kernels.few_rows_linear(x, w_t, b, out=out) is out
     np.testing.assert_array_equal(out, got)
+    b_strided = np.repeat(b, 2)[::2]  # the same values, every other float: read by stride
+    np.testing.assert_array_equal(kernels.few_rows_linear(x, w_t, b_strided), got)
 
 
 def test_few_rows_out_may_be_its_own_input(backend):
@@ -257,6 +259,82 @@ def test_few_rows_from_several_threads_at_once(backend):
         got = list(pool.map(lambda x: kernels.few_rows_linear(x, w, b), xs))
     for x, y in zip(xs, got):
         assert_float32_rounding(y, x, w, b)
+
+
+def _teams(helpers):  # every kind of team this machine can run, of `helpers` helpers
+    libc = kernels._posix_semaphores()
+    return [kernels._Team(helpers)] + ([kernels._SemaphoreTeam(helpers, libc)] if libc else [])
+
+
+@pytest.mark.parametrize("helpers", [0, 1, 2, 3])
+def test_each_team_gives_the_serial_kernels_result(helpers):
+    # each thread runs the serial kernel on a run of rows starting at a multiple of 4, so
+    # every output is summed as the serial kernel sums it: equal to the bit
+    serial = kernels._numba_kernels()["_few_rows_loops"]
+    rng = np.random.default_rng(helpers)
+    for m, k, n in [(8, 768, 3072), (3, 37, 13), (24, 5, 2), (2, 64, 9)]:
+        x, w, b = rand(rng, m, k), rand(rng, n, k), rand(rng, n)
+        want = np.empty((m, n), np.float32)
+        serial(x, w, b, want)
+        for team in _teams(helpers):
+            got = np.full((m, n), np.nan, np.float32)
+            for _ in range(3):  # helpers asleep, then still polling
+                team.linear(x, w, b, got)
+                np.testing.assert_array_equal(got, want, err_msg=type(team).__name__)
+            if isinstance(team, kernels._SemaphoreTeam):
+                team.close()
+                assert not any(t.is_alive() for t in team.threads)
+
+
+def test_the_process_team_uses_semaphores_where_they_work(monkeypatch):
+    libc = kernels._posix_semaphores()
+    if __import__("sys").platform.startswith("linux"):
+        assert libc is not None  # glibc and musl both have them
+    kernels.few_rows_linear(np.ones((3, 8), np.float32), np.ones((40, 8), np.float32))
+    assert isinstance(kernels._team(), kernels._SemaphoreTeam if libc else kernels._Team)
+    monkeypatch.setattr(kernels, "_TEAM", None)  # a C library without them: the fallback
+    monkeypatch.setattr(kernels, "_LIBC", None)
+    x, w = rand(np.random.default_rng(3), 5, 40), rand(np.random.default_rng(4), 300, 40)
+    got = kernels.few_rows_linear(x, w)
+    assert isinstance(kernels._TEAM, kernels._Team)
+    assert_float32_rounding(got, x, w, None)
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs setitimer")
+def test_signals_while_the_team_waits_neither_hang_nor_cut_a_product_short():
+    # a signal ends sem_wait early (EINTR, never restarted): the waits must wait again
+    import subprocess
+    import sys
+
+    code = ("import signal, numpy as np\n"
+            "from minirobera import kernels\n"
+            "kernels._SPIN_POLLS = 0  # no polling: every wait is a sem_wait\n"
+            "hits = []\n"
+            "signal.signal(signal.SIGALRM, lambda *a: hits.append(1))\n"
+            "rng = np.random.default_rng(0)\n"
+            "x = rng.standard_normal((8, 256), dtype=np.float32)\n"
+            "w = rng.standard_normal((2048, 256), dtype=np.float32)\n"
+            "want = kernels.few_rows_linear(x, w)\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)  # to the caller\n"
+            "import threading, time\n"
+            "stop = threading.Event()\n"
+            "def at_helpers():  # and to each helper, in its own sem_wait\n"
+            "    while not stop.is_set():\n"
+            "        for t in getattr(kernels._team(), 'threads', []):\n"
+            "            signal.pthread_kill(t.ident, signal.SIGALRM)\n"
+            "        time.sleep(0.0002)\n"
+            "threading.Thread(target=at_helpers).start()\n"
+            "out, bad = np.empty_like(want), 0\n"
+            "for _ in range(3000):\n"
+            "    out[:] = np.nan  # a product cut short leaves NaN\n"
+            "    bad += not np.array_equal(kernels.few_rows_linear(x, w, out=out), want)\n"
+            "signal.setitimer(signal.ITIMER_REAL, 0)\n"
+            "stop.set()\n"
+            "print(bad, len(hits) > 100, type(kernels._team()).__name__)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    bad, many, team = p.stdout.split()
+    assert bad == "0" and many == "True", p.stdout
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
