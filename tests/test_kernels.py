@@ -311,6 +311,42 @@ def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
         assert parallel == (K.THREADED and name not in team), name
 
 
+def _run_every_kernel():  # one call of each public function: each kernel gets a signature
+    f = lambda *shape: np.ones(shape, np.float32)  # noqa: E731
+    K.gelu_bias(f(2, 8), f(8))
+    K.masked_softmax(f(1, 2, 3, 4), f(1, 4))
+    K.layer_norm(f(2, 8), f(8), f(8), 1e-5)
+    x, r = f(2, 8), f(2, 8)
+    K.bias_residual_layernorm(x, f(8), r, f(8), f(8), 1e-5)  # into a new array
+    K.bias_residual_layernorm(x, f(8), r, f(8), f(8), 1e-5, out=r)  # into the residual
+    K.adamw_update(f(2, 8), f(2, 8), f(2, 8), f(2, 8), decay=1.0, b1=0.9, b2=0.999,
+                   step_size=1e-3, root_bc2=1.0, eps=1e-8)
+    K.embed_layernorm(np.zeros((1, 3), np.int64), np.arange(3)[None], np.zeros((1, 3), np.int64),
+                      f(5, 8), f(4, 8), f(1, 8), f(8), f(8), 1e-5)
+    K.few_rows_linear(f(2, 8), f(4, 8), f(4))
+
+
+@pytest.mark.parametrize("name", sorted(K._TWINS))
+def test_every_kernel_asks_llvm_for_the_widest_vectors(name):
+    # _wide_vectors() puts "prefer-vector-width"="512" on the kernel's LLVM function (a CPU
+    # without AVX-512 ignores it); compiled afresh here, as cached code cannot be inspected
+    import numba
+
+    old = K.set_backend("numba")
+    try:
+        _run_every_kernel()
+    finally:
+        K.set_backend(old)
+    fresh = numba.njit(error_model="numpy", fastmath=True)(getattr(K, name))
+    if name == "_few_rows_loops":  # run by the team's own compiled loops, maybe from disk
+        fresh(*(np.ones(shape, np.float32) for shape in [(2, 8), (4, 8), (4,), (2, 4)]))
+    else:
+        fresh.compile(K._numba_kernels()[name].signatures[0])
+    header = [line for line in next(iter(fresh.inspect_llvm().values())).splitlines()
+              if line.startswith("attributes #") and "prefer-vector-width" in line]
+    assert header and all('"prefer-vector-width"="512"' in line for line in header), name
+
+
 # ------------------------------------------------------------------ the model, both backends
 
 def test_model_forward_is_the_same_under_both_backends():
