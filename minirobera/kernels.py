@@ -384,17 +384,17 @@ def _few_rows_loops(x, w, b, y):  # [M,K], [N,K], [N], [M,N] -> None (y = x @ w.
 _GO, _DONE, _TRYWAIT, _WAIT, _POST, _SPIN, _X, _W, _B, _Y, _M, _K, _N, _LO, _HI, _STOP = range(16)
 
 
-def _sem_take(board):  # [16] -> None: wait for the semaphore at board[_GO] (spin, then sleep)
+def _sem_take(board, slot):  # [16], _GO or _DONE -> None: take that semaphore (poll, sleep)
     for _ in range(board[_SPIN]):
-        if _ccall(board[_TRYWAIT], board[_GO]) == 0:
+        if _ccall(board[_TRYWAIT], board[slot]) == 0:
             return
-    while _ccall(board[_WAIT], board[_GO]) != 0:  # -1 is EINTR (a signal): wait again
+    while _ccall(board[_WAIT], board[slot]) != 0:  # -1 is EINTR (a signal): wait again
         pass
 
 
 def _team_helper_loop(board):  # [16] -> None, until board[_STOP]; runs without the GIL
     while True:
-        _sem_take(board)
+        _sem_take(board, _GO)
         if board[_STOP] != 0:
             return
         m, k, n = board[_M], board[_K], board[_N]
@@ -417,14 +417,7 @@ def _team_few_rows(boards, x, w, b, y, cuts):  # [helpers,16], [M,K], [N,K], [N]
         _ccall(board[_POST], board[_GO])
     _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # the caller's own share
     for i in range(boards.shape[0]):  # then wait for every helper's "done"
-        board = boards[i]
-        done = False
-        for _ in range(board[_SPIN]):
-            if _ccall(board[_TRYWAIT], board[_DONE]) == 0:
-                done = True
-                break
-        while not done:
-            done = _ccall(board[_WAIT], board[_DONE]) == 0
+        _sem_take(boards[i], _DONE)
 
 
 prange = range  # replaced by numba.prange when the loops are compiled
