@@ -200,7 +200,8 @@ def _erfc32(w):  # float32 w >= 0 -> float32 erfc(w)
 # CPU goes. LLVM's default on CPUs with AVX-512 is 256-bit vectors (older Intel parts lower
 # their clock under 512-bit work); for these loops 512 bits measured faster (bench/README.md,
 # issue 20: few-row products ~10%, GELU 1.6x, softmax 1.3x on a Sapphire Rapids Xeon). On a
-# CPU without AVX-512 it changes nothing.
+# CPU without AVX-512 it changes nothing. With MINIROBERA_KERNEL_THREADS=2 Numba moves each
+# prange loop into a function of its own, which the attribute does not reach (256 bits).
 # ---------------------------------------------------------------------------------------------
 
 def _wide_vectors():  # replaced by an LLVM function attribute when the loops are compiled
@@ -925,51 +926,82 @@ class _SemaphoreTeam:
     """The helpers run `_team_helper_loop` (compiled, nogil) on their own board row; the
     caller runs `_team_few_rows`, which fills the boards, posts each helper's "go" semaphore,
     runs its own share and waits for each "done". The arrays are passed as addresses and are
-    the caller's, which returns only after every helper has said done."""
+    the caller's, which returns only after every helper has said done.
+
+    The boards and the semaphores are one block of C memory (calloc), freed only by close():
+    a parked helper polls its semaphores until the process ends, interpreter shutdown
+    included, when Python frees its own objects while daemon threads still run. Each row is
+    _ROW int64 words: the 16 board fields, then the "go" and the "done" semaphore in 64 bytes
+    each (sem_t is 32 bytes on glibc and musl, 16 or less on the BSDs)."""
 
     def __init__(self, helpers: int, libc):
-        self.size, self.pid, self.busy = helpers + 1, os.getpid(), threading.Lock()
-        self.libc = libc
-        self.boards = np.zeros((helpers, 16), np.int64)
-        self._sems = np.zeros((helpers, 2, 64), np.uint8)  # sem_t: 32 bytes on glibc and musl
+        import numba
+
+        self.size, self.pid, self.busy, self.libc = helpers + 1, os.getpid(), threading.Lock(), libc
+        self.closed, self.threads = False, []
+        loop = _numba_kernels()["_team_helper_loop"]
+        self._block = libc.calloc(max(helpers, 1) * _ROW, 8)
+        if not self._block:
+            raise MemoryError("calloc failed for the few-row team's boards")
+        rows = ctypes.cast(self._block, ctypes.POINTER(ctypes.c_int64))
+        self.boards = np.ctypeslib.as_array(rows, shape=(max(helpers, 1), _ROW))[:helpers]
         address = lambda f: ctypes.cast(f, ctypes.c_void_p).value  # noqa: E731
-        for i, board in enumerate(self.boards):
-            board[_GO], board[_DONE] = self._sems[i, 0].ctypes.data, self._sems[i, 1].ctypes.data
+        for board in self.boards:
+            board[_GO], board[_DONE] = board[16:24].ctypes.data, board[24:32].ctypes.data
             for slot in (_GO, _DONE):
                 if libc.sem_init(ctypes.c_void_p(int(board[slot])), 0, 0) != 0:
+                    libc.free(ctypes.c_void_p(self._block))
                     raise OSError(ctypes.get_errno(), "sem_init failed")
             board[_TRYWAIT], board[_WAIT], board[_POST] = (
                 address(libc.sem_trywait), address(libc.sem_wait), address(libc.sem_post))
             board[_SPIN] = _SPIN_POLLS
-        loop = _numba_kernels()["_team_helper_loop"]
-        self.threads = [threading.Thread(target=loop, args=(board,), daemon=True,
-                                         name=f"minirobera-few-rows-{i + 1}")
-                        for i, board in enumerate(self.boards)]
-        for t in self.threads:
-            t.start()
+        if helpers:  # compiled (or loaded from the cache) here: a helper's first call can't fail
+            loop.compile((numba.typeof(self.boards[0]),))
+        try:
+            for i, board in enumerate(self.boards):
+                t = threading.Thread(target=loop, args=(board,), daemon=True,
+                                     name=f"minirobera-few-rows-{i + 1}")
+                t.start()
+                self.threads.append(t)
+        except BaseException:  # no thread to run a helper: stop those that started
+            self.close()
+            raise
 
     def cuts(self, n: int) -> list:  # n rows -> size + 1 boundaries, inner ones multiples of 4
         return _cuts(n, self.size)
 
     def linear(self, x, w, b, y) -> None:  # C-contiguous [M,K], [N,K], [N], [M,N]
+        if not all(a.flags.c_contiguous for a in (x, w, b, y)):  # the helpers rebuild them so
+            raise ValueError("the few-row team takes C-contiguous arrays only")
         if self.size == 1 or not self.busy.acquire(blocking=False):
             _numba_kernels()["_few_rows_loops"](x, w, b, y)
             return
         try:
-            _numba_kernels()["_team_few_rows"](self.boards, x, w, b, y,
-                                               np.array(self.cuts(w.shape[0]), np.int64))
+            if self.closed:
+                _numba_kernels()["_few_rows_loops"](x, w, b, y)
+            else:
+                _numba_kernels()["_team_few_rows"](self.boards, x, w, b, y,
+                                                   np.array(self.cuts(w.shape[0]), np.int64))
         finally:
             self.busy.release()
 
-    def close(self) -> None:  # stop the helpers (the process's own team is never closed)
+    def close(self) -> None:  # stop the helpers, free the block (never for the process's team)
         with self.busy:
+            if self.closed:
+                return
             self.boards[:, _STOP] = 1
-            for board in self.boards:
+            for board in self.boards[:len(self.threads)]:
                 self.libc.sem_post(ctypes.c_void_p(int(board[_GO])))
             for t in self.threads:
                 t.join()
+            for board in self.boards:
+                for slot in (_GO, _DONE):
+                    self.libc.sem_destroy(ctypes.c_void_p(int(board[slot])))
+            self.closed, self.boards = True, None
+            self.libc.free(ctypes.c_void_p(self._block))
 
 
+_ROW = 32  # int64 words a board row: 16 fields, then two 64-byte semaphore slots
 _SPIN_POLLS = 50_000  # sem_trywait polls before sleeping: ~0.1 ms at ~2 ns a poll
 
 
@@ -982,13 +1014,15 @@ def _posix_semaphores():
     test semaphore: macOS declares it but answers ENOSYS); else None."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        for name in ("sem_init", "sem_destroy", "sem_trywait", "sem_wait", "sem_post"):
+        for name in ("sem_init", "sem_destroy", "sem_trywait", "sem_wait", "sem_post",
+                     "calloc", "free"):
             getattr(libc, name)
     except (OSError, TypeError, AttributeError):
         return None
     libc.sem_init.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint]
-    for name in ("sem_destroy", "sem_trywait", "sem_wait", "sem_post"):
+    for name in ("sem_destroy", "sem_trywait", "sem_wait", "sem_post", "free"):
         getattr(libc, name).argtypes = [ctypes.c_void_p]
+    libc.calloc.argtypes, libc.calloc.restype = [ctypes.c_size_t, ctypes.c_size_t], ctypes.c_void_p
     probe = np.zeros(64, np.uint8)
     if libc.sem_init(ctypes.c_void_p(probe.ctypes.data), 0, 0) != 0:
         return None
@@ -1070,7 +1104,11 @@ def _team():
                 if _LIBC is False:
                     _LIBC = _posix_semaphores()
                 helpers = team_size() - 1
-                _TEAM = _SemaphoreTeam(helpers, _LIBC) if _LIBC else _Team(helpers)
+                try:
+                    _TEAM = _SemaphoreTeam(helpers, _LIBC) if _LIBC else None
+                except (OSError, MemoryError, RuntimeError):  # RuntimeError: no new thread
+                    _TEAM = None
+                _TEAM = _TEAM or _Team(helpers)
             team = _TEAM
     return team
 

@@ -297,6 +297,7 @@ def test_each_team_gives_the_serial_kernels_result(helpers):
 
 
 def test_the_process_team_uses_semaphores_where_they_work(monkeypatch):
+    monkeypatch.setattr(kernels, "_BACKEND", "numba")  # the NumPy twin runs BLAS, no team
     libc = kernels._posix_semaphores()
     if __import__("sys").platform.startswith("linux"):
         assert libc is not None  # glibc and musl both have them
@@ -308,6 +309,62 @@ def test_the_process_team_uses_semaphores_where_they_work(monkeypatch):
     got = kernels.few_rows_linear(x, w)
     assert isinstance(kernels._TEAM, kernels._Team)
     assert_float32_rounding(got, x, w, None)
+
+
+def test_a_closed_team_still_multiplies_and_a_failed_start_stops_its_threads(monkeypatch):
+    libc = kernels._posix_semaphores()
+    if libc is None:
+        pytest.skip("no POSIX semaphores here")
+    rng = np.random.default_rng(8)
+    x, w, b = rand(rng, 5, 40), rand(rng, 300, 40), rand(rng, 300)
+    team = kernels._SemaphoreTeam(2, libc)
+    team.close()
+    team.close()  # twice is fine
+    assert team.closed and not any(t.is_alive() for t in team.threads)
+    y = np.empty((5, 300), np.float32)
+    team.linear(x, w, b, y)  # on the calling thread now
+    assert_float32_rounding(y, x, w, b)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        team.linear(x, np.asfortranarray(w), b, y)
+    started = []
+    real = kernels.threading.Thread.start
+
+    def start_one_then_fail(thread):  # the second helper cannot start (RuntimeError)
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(thread)
+        real(thread)
+    monkeypatch.setattr(kernels.threading.Thread, "start", start_one_then_fail)
+    with pytest.raises(RuntimeError, match="can't start"):
+        kernels._SemaphoreTeam(2, libc)
+    started[0].join(timeout=10)  # the one that started was stopped
+    assert not started[0].is_alive()
+    monkeypatch.setattr(kernels, "_TEAM", None)  # and the process falls back to the Python team
+    monkeypatch.setattr(kernels, "_LIBC", libc)
+    monkeypatch.setattr(kernels, "team_size", lambda: 2)
+    monkeypatch.setattr(kernels.threading.Thread, "start", real)
+
+    def no_thread(*args):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(kernels, "_SemaphoreTeam", no_thread)
+    assert isinstance(kernels._team(), kernels._Team)
+
+
+def test_exiting_while_helpers_still_poll_is_clean():
+    # interpreter shutdown frees Python's objects while the daemon helpers still poll their
+    # semaphores: those live in C memory that is never freed (a 10-thread team, polling ~1 s)
+    code = ("import numpy as np\n"
+            "from minirobera import kernels\n"
+            "kernels.set_backend('numba')\n"
+            "kernels._SPIN_POLLS = 300_000_000\n"
+            "kernels.team_size = lambda: 10\n"
+            "y = kernels.few_rows_linear(np.ones((4, 256), np.float32), "
+            "np.ones((4096, 256), np.float32))\n"
+            "print(type(kernels._team()).__name__, len(kernels._team().threads), y[0, 0])\n")
+    if kernels._posix_semaphores() is None:
+        pytest.skip("no POSIX semaphores here")
+    for _ in range(2):
+        assert _python(code) == ["_SemaphoreTeam", "9", "256.0"]
 
 
 @pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="needs setitimer")
