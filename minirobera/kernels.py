@@ -408,7 +408,7 @@ def _team_helper_loop(board):  # [16] -> None, until board[_STOP]; runs without 
         _ccall(board[_POST], board[_DONE])
 
 
-def _team_few_rows(boards, x, w, b, y, cuts):  # [helpers,16], [M,K], [N,K], [N], [M,N], [h+2]
+def _team_post(boards, x, w, b, y, cuts):  # [helpers,_ROW], [M,K], [N,K], [N], [M,N], [h+2]
     for i in range(boards.shape[0]):  # post each helper its run of rows
         board = boards[i]
         board[_X], board[_W], board[_B], board[_Y] = (x.ctypes.data, w.ctypes.data,
@@ -416,8 +416,10 @@ def _team_few_rows(boards, x, w, b, y, cuts):  # [helpers,16], [M,K], [N,K], [N]
         board[_M], board[_K], board[_N] = x.shape[0], x.shape[1], w.shape[0]
         board[_LO], board[_HI] = cuts[i + 1], cuts[i + 2]
         _ccall(board[_POST], board[_GO])
-    _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # the caller's own share
-    for i in range(boards.shape[0]):  # then wait for every helper's "done"
+
+
+def _team_wait(boards):  # [helpers,_ROW] -> None: every helper's "done"
+    for i in range(boards.shape[0]):
         _sem_take(boards[i], _DONE)
 
 
@@ -480,9 +482,10 @@ def _compile_numba_kernels():
     compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
     # the team's loops (serial, whatever THREADED says: they are the threads)
     serial = dict(cache=True, nogil=True, error_model="numpy", fastmath=True)
-    g["_few_rows_jit"] = numba.njit(**serial)(g["_few_rows_loops"])
+    g["_few_rows_jit"] = (numba.njit(**serial)(g["_few_rows_loops"]) if THREADED
+                          else compiled["_few_rows_loops"])
     g["_sem_take"] = numba.njit(**helper_opts)(_sem_take)
-    for name in ("_team_helper_loop", "_team_few_rows"):
+    for name in ("_team_helper_loop", "_team_post", "_team_wait"):
         compiled[name] = numba.njit(cache=True, nogil=True)(g[name])
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
 
@@ -924,8 +927,8 @@ def few_rows_linear(x, w, b=None, out=None) -> np.ndarray:  # [..., K], [N,K], [
 
 class _SemaphoreTeam:
     """The helpers run `_team_helper_loop` (compiled, nogil) on their own board row; the
-    caller runs `_team_few_rows`, which fills the boards, posts each helper's "go" semaphore,
-    runs its own share and waits for each "done". The arrays are passed as addresses and are
+    caller fills the boards and posts each helper's "go" semaphore (`_team_post`), runs its
+    own share and waits for each "done" (`_team_wait`). The arrays are passed as addresses and are
     the caller's, which returns only after every helper has said done.
 
     The boards and the semaphores are one block of C memory (calloc), freed only by close():
@@ -979,9 +982,12 @@ class _SemaphoreTeam:
         try:
             if self.closed:
                 _numba_kernels()["_few_rows_loops"](x, w, b, y)
-            else:
-                _numba_kernels()["_team_few_rows"](self.boards, x, w, b, y,
-                                                   np.array(self.cuts(w.shape[0]), np.int64))
+            else:  # three calls, so that the kernel is compiled once, not into the caller's
+                # loop as well (Numba re-optimises a kernel linked into its caller: +1 s cold)
+                k, cuts = _numba_kernels(), self.cuts(w.shape[0])
+                k["_team_post"](self.boards, x, w, b, y, np.array(cuts, np.int64))
+                _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # the caller's share
+                k["_team_wait"](self.boards)
         finally:
             self.busy.release()
 

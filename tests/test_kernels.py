@@ -303,7 +303,7 @@ def test_environment_variable_picks_the_backend_and_numpy_never_imports_numba():
 
 def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
     compiled = K._numba_kernels()
-    team = {"_team_helper_loop", "_team_few_rows"}  # few_rows_linear's threads, never parallel
+    team = {"_team_helper_loop", "_team_post", "_team_wait"}  # few_rows_linear's threads
     assert set(compiled) == set(K._TWINS) | team
     for name, dispatcher in compiled.items():
         assert dispatcher._cache.__class__.__name__ == "FunctionCache", name

@@ -176,7 +176,7 @@ def test_numba_kernels_load_once_when_two_threads_ask_at_once():
             "[t.start() for t in ts]; [t.join() for t in ts]\n"
             "assert not errors, errors\n"
             "assert set(kernels._numba_kernels()) == set(kernels._KERNELS) | {\n"
-            "    '_team_helper_loop', '_team_few_rows'}  # few_rows_linear's threads\n")
+            "    '_team_helper_loop', '_team_post', '_team_wait'}  # the few-row team\n")
     pytest.importorskip("numba")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
