@@ -459,10 +459,9 @@ def _compile_numba_kernels():
     # GELU above were measured on the compiled (fastmath) code, and the tests hold them.
     # The helpers are inlined into the kernels (inline="always"), so each kernel's inner loop
     # is one straight-line body LLVM can vectorise.
-    helper_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
-                       inline="always")
-    kernel_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True,
-                       parallel=THREADED)
+    serial_opts = dict(cache=True, nogil=True, error_model="numpy", fastmath=True)
+    helper_opts = dict(serial_opts, inline="always")
+    kernel_opts = dict(serial_opts, parallel=THREADED)
     g = globals()
     g["prange"] = numba.prange
 
@@ -481,8 +480,7 @@ def _compile_numba_kernels():
         g[name] = numba.njit(**helper_opts)(g[name])
     compiled = {name: numba.njit(**kernel_opts)(g[name]) for name in _KERNELS}
     # the team's loops (serial, whatever THREADED says: they are the threads)
-    serial = dict(cache=True, nogil=True, error_model="numpy", fastmath=True)
-    g["_few_rows_jit"] = (numba.njit(**serial)(g["_few_rows_loops"]) if THREADED
+    g["_few_rows_jit"] = (numba.njit(**serial_opts)(g["_few_rows_loops"]) if THREADED
                           else compiled["_few_rows_loops"])
     g["_sem_take"] = numba.njit(**helper_opts)(_sem_take)
     for name in ("_team_helper_loop", "_team_post", "_team_wait"):
@@ -976,20 +974,19 @@ class _SemaphoreTeam:
     def linear(self, x, w, b, y) -> None:  # C-contiguous [M,K], [N,K], [N], [M,N]
         if not all(a.flags.c_contiguous for a in (x, w, b, y)):  # the helpers rebuild them so
             raise ValueError("the few-row team takes C-contiguous arrays only")
-        if self.size == 1 or not self.busy.acquire(blocking=False):
-            _numba_kernels()["_few_rows_loops"](x, w, b, y)
-            return
-        try:
-            if self.closed:
-                _numba_kernels()["_few_rows_loops"](x, w, b, y)
-            else:  # three calls, so that the kernel is compiled once, not into the caller's
-                # loop as well (Numba re-optimises a kernel linked into its caller: +1 s cold)
-                k, cuts = _numba_kernels(), self.cuts(w.shape[0])
-                k["_team_post"](self.boards, x, w, b, y, np.array(cuts, np.int64))
-                _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # the caller's share
-                k["_team_wait"](self.boards)
-        finally:
-            self.busy.release()
+        if self.size > 1 and self.busy.acquire(blocking=False):
+            try:
+                if not self.closed:  # three calls, so that the kernel is compiled once, not
+                    # into the caller's loop too (Numba re-optimises a kernel linked into its
+                    # caller: +1 s on a cold cache)
+                    k, cuts = _numba_kernels(), self.cuts(w.shape[0])
+                    k["_team_post"](self.boards, x, w, b, y, np.array(cuts, np.int64))
+                    _few_rows_jit(x, w[:cuts[1]], b[:cuts[1]], y[:, :cuts[1]])  # own share
+                    k["_team_wait"](self.boards)
+                    return
+            finally:
+                self.busy.release()
+        _few_rows_jit(x, w, b, y)  # alone: no helper, the team busy, or closed
 
     def close(self) -> None:  # stop the helpers, free the block (never for the process's team)
         with self.busy:
@@ -1055,8 +1052,9 @@ class _Team:
         return _cuts(n, self.size)
 
     def linear(self, x, w, b, y) -> None:  # as _SemaphoreTeam.linear
-        cuts, fn = self.cuts(w.shape[0]), _numba_kernels()["_few_rows_loops"]
-        self.run(fn, [(x, w[a:c], b[a:c], y[:, a:c]) for a, c in zip(cuts, cuts[1:])])
+        _numba_kernels()
+        cuts = self.cuts(w.shape[0])
+        self.run(_few_rows_jit, [(x, w[a:c], b[a:c], y[:, a:c]) for a, c in zip(cuts, cuts[1:])])
 
     def run(self, fn, jobs) -> None:
         if len(jobs) == 1 or not self.busy.acquire(blocking=False):
