@@ -430,6 +430,7 @@ _HELPERS = ("_order_key", "_exp32", "_erfc32", "_layer_norm_row")
 _KERNELS = ("_gelu_bias_loops", "_masked_softmax_loops", "_layer_norm_loops", "_adamw_loops",
             "_bias_residual_layernorm_loops", "_residual_bias_layernorm_loops",
             "_embed_layernorm_loops", "_few_rows_loops")
+_TEAM_LOOPS = ("_team_helper_loop", "_team_post", "_team_wait")  # _SemaphoreTeam's, serial
 
 # Run the kernels on Numba's threads (MINIROBERA_KERNEL_THREADS, see the module docstring);
 # "1" (default) keeps them on the calling thread.
@@ -483,7 +484,7 @@ def _compile_numba_kernels():
     g["_few_rows_jit"] = (numba.njit(**serial_opts)(g["_few_rows_loops"]) if THREADED
                           else compiled["_few_rows_loops"])
     g["_sem_take"] = numba.njit(**helper_opts)(_sem_take)
-    for name in ("_team_helper_loop", "_team_post", "_team_wait"):
+    for name in _TEAM_LOOPS:
         compiled[name] = numba.njit(cache=True, nogil=True)(g[name])
     _COMPILED.update(compiled)  # all at once: another thread never sees half of them
 

@@ -303,7 +303,7 @@ def test_environment_variable_picks_the_backend_and_numpy_never_imports_numba():
 
 def test_every_kernel_is_cached_on_disk_and_single_threaded_by_default():
     compiled = K._numba_kernels()
-    team = {"_team_helper_loop", "_team_post", "_team_wait"}  # few_rows_linear's threads
+    team = set(K._TEAM_LOOPS)  # few_rows_linear's threads
     assert set(compiled) == set(K._TWINS) | team
     for name, dispatcher in compiled.items():
         assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
@@ -338,7 +338,7 @@ def test_every_kernel_asks_llvm_for_the_widest_vectors(name):
     finally:
         K.set_backend(old)
     fresh = numba.njit(error_model="numpy", fastmath=True)(getattr(K, name))
-    if name == "_few_rows_loops":  # run by the team's own compiled loops, maybe from disk
+    if name == "_few_rows_loops":  # with the threads opt-in the team runs its own copy
         fresh(*(np.ones(shape, np.float32) for shape in [(2, 8), (4, 8), (4,), (2, 4)]))
     else:
         fresh.compile(K._numba_kernels()[name].signatures[0])
